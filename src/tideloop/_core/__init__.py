@@ -1,0 +1,1 @@
+"""The loop core: handles, timers, a poller and a waker. Imports nothing above it."""

@@ -1,0 +1,195 @@
+"""Handle and TimerHandle: the callbacks the loop runs.
+
+They mirror ``asyncio.Handle`` / ``asyncio.TimerHandle`` attribute for attribute (``_callback``,
+``_args``, ``_cancelled``, ``_loop``, ``_source_traceback``, ``_repr``, ``_context``, ``_when``,
+``_scheduled``), so reprs, exception-handler contexts and debug output match asyncio's.
+
+Invariant: a cancelled handle has ``_callback is None and _args is None``; the loop skips it.
+Invariant: ``TimerHandle._scheduled`` is True exactly while the handle sits in the loop's heap.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+from asyncio import format_helpers as _format_helpers
+from collections.abc import Callable
+from typing import Any
+
+_copy_context = contextvars.copy_context
+_extract_stack = _format_helpers.extract_stack
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def source_traceback() -> Any:
+    """Return the caller's stack for debug mode, without tideloop's own frames.
+
+    asyncio deletes a fixed number of its own frames; tideloop cannot, because compiled functions
+    push no frames and pure ones do. Trimming by file keeps both modes' tracebacks identical.
+    """
+    frame = sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return _extract_stack(frame)
+
+if sys.version_info >= (3, 13):
+
+    def _format_callback_source(callback: Any, args: Any, debug: bool) -> str:
+        return _format_helpers._format_callback_source(callback, args, debug=debug)
+
+else:
+
+    def _format_callback_source(callback: Any, args: Any, debug: bool) -> str:
+        return _format_helpers._format_callback_source(callback, args)
+
+
+class Handle:
+    """A callback scheduled by call_soon & co, run once in its context unless cancelled."""
+
+    __slots__ = (
+        "_callback",
+        "_args",
+        "_cancelled",
+        "_loop",
+        "_source_traceback",
+        "_repr",
+        "_context",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        callback: Callable[..., object] | None,
+        args: tuple[Any, ...] | None,
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        if context is None:
+            context = _copy_context()
+        self._context = context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        if loop.get_debug():
+            self._source_traceback = source_traceback()
+        else:
+            self._source_traceback = None
+
+    def _repr_info(self) -> list[str]:
+        info = [self.__class__.__name__]
+        if self._cancelled:
+            info.append("cancelled")
+        if self._callback is not None:
+            info.append(
+                _format_callback_source(self._callback, self._args, self._loop.get_debug())
+            )
+        if self._source_traceback:
+            frame = self._source_traceback[-1]
+            info.append(f"created at {frame[0]}:{frame[1]}")
+        return info
+
+    def __repr__(self) -> str:
+        if self._repr is not None:
+            return self._repr
+        return "<{}>".format(" ".join(self._repr_info()))
+
+    def get_context(self) -> contextvars.Context:
+        return self._context
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._cancelled = True
+            if self._loop.get_debug():
+                # Keep the callback's description for "Executing <Handle ...> took 2.5 s".
+                self._repr = repr(self)
+            self._callback = None
+            self._args = None
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def _run(self) -> None:
+        try:
+            self._context.run(self._callback, *self._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            cb = _format_callback_source(self._callback, self._args, self._loop.get_debug())
+            context = {
+                "message": f"Exception in callback {cb}",
+                "exception": exc,
+                "handle": self,
+            }
+            if self._source_traceback:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
+        self = None  # noqa: F841  (break the cycle through the traceback)
+
+
+class TimerHandle(Handle):
+    """A Handle due at loop time ``_when``; ordered by ``_when`` for the loop's heap."""
+
+    __slots__ = ("_scheduled", "_when")
+
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        Handle.__init__(self, callback, args, loop, context)
+        self._when = when
+        self._scheduled = False
+
+    def _repr_info(self) -> list[str]:
+        info = Handle._repr_info(self)
+        pos = 2 if self._cancelled else 1
+        info.insert(pos, f"when={self._when}")
+        return info
+
+    def __hash__(self) -> int:
+        return hash(self._when)
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self._when < other._when
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self._when < other._when or self.__eq__(other)
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self._when > other._when
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return self._when > other._when or self.__eq__(other)
+        return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TimerHandle):
+            return (
+                self._when == other._when
+                and self._callback == other._callback
+                and self._args == other._args
+                and self._cancelled == other._cancelled
+            )
+        return NotImplemented
+
+    def cancel(self) -> None:
+        if not self._cancelled:
+            self._loop._timer_handle_cancelled(self)
+        Handle.cancel(self)
+
+    def when(self) -> float:
+        """Return the scheduled time as a float (loop.time() clock)."""
+        return self._when

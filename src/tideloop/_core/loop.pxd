@@ -1,0 +1,81 @@
+# C types for loop.py (Cython pure-Python mode). The attribute names are asyncio's.
+cimport cython
+
+from .handles cimport Handle, TimerHandle
+from .waker cimport Waker
+
+cdef int _MIN_SCHEDULED_TIMER_HANDLES
+cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+cdef double MAXIMUM_SELECT_TIMEOUT
+cdef int READ
+cdef int WRITE
+cdef object _heappush
+cdef object _heappop
+cdef object _heapify
+cdef object _monotonic
+cdef object _get_ident
+cdef object _set_running_loop
+cdef object _get_running_loop
+cdef object _iscoroutine
+cdef object _iscoroutinefunction
+cdef object _Future
+cdef object _Task
+cdef bint _PY312
+
+
+cdef class FdEntry:
+    cdef public object reader
+    cdef public object writer
+    cdef public int events
+
+
+cdef class Loop:
+    cdef public bint _closed
+    cdef public bint _stopping
+    cdef public object _ready
+    cdef public list _scheduled
+    cdef public Py_ssize_t _timer_cancelled_count
+    cdef public object _thread_id
+    cdef public double _clock_resolution
+    cdef public object _exception_handler
+    cdef public object _task_factory
+    cdef public object _default_executor
+    cdef public bint _executor_shutdown_called
+    cdef public object _current_handle
+    cdef public object _coroutine_origin_tracking_enabled
+    cdef public object _coroutine_origin_tracking_saved_depth
+    cdef public object _asyncgens
+    cdef public bint _asyncgens_shutdown_called
+    cdef public object _old_agen_hooks
+    cdef public double slow_callback_duration
+    cdef public bint _debug
+    cdef public dict _fds
+    cdef public object _poller
+    cdef public Waker _waker
+    cdef public int _waker_fd
+
+    cpdef _check_closed(self)
+
+    @cython.locals(
+        scheduled=list, new_scheduled=list, sched_count=Py_ssize_t, timer=TimerHandle,
+        handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, ready=object,
+    )
+    cpdef _run_once(self)
+
+    cdef _run_handle_debug(self, Handle handle)
+
+    @cython.locals(fd=int, mask=int, entry=FdEntry, handle=Handle, fds=dict)
+    cdef _process_events(self, list events)
+
+    cpdef _timer_handle_cancelled(self, TimerHandle handle)
+    cpdef _add_callback(self, Handle handle)
+
+    @cython.locals(entry=FdEntry)
+    cpdef _add_reader(self, int fd, Handle handle)
+    @cython.locals(entry=FdEntry)
+    cpdef _add_writer(self, int fd, Handle handle)
+    @cython.locals(entry=FdEntry)
+    cpdef bint _remove_reader(self, int fd)
+    @cython.locals(entry=FdEntry)
+    cpdef bint _remove_writer(self, int fd)
+    cdef _drop_events(self, int fd, FdEntry entry, int events)

@@ -1,0 +1,778 @@
+"""The loop core: ready queue, timer heap, poller and waker, and asyncio's lifecycle around them.
+
+One pass of the loop (``_run_once``), as in asyncio:
+
+1. drop cancelled timers from the top of the heap (or rebuild it when over half are cancelled);
+2. poll, with timeout 0 if callbacks are ready or the loop is stopping, else until the nearest
+   timer (capped at a day), else forever;
+3. turn readiness into ready callbacks (readers/writers added with add_reader/add_writer);
+4. move timers due by ``time() + clock_resolution`` to the ready queue;
+5. run exactly the callbacks that were ready at this point; those they schedule wait a pass.
+
+The core knows nothing of sockets, transports or signals: those live above it and reach it
+through ``add_reader``/``add_writer`` and ``_add_callback``.
+
+Invariant: ``_thread_id`` is not None exactly while ``run_forever`` runs (``is_running()``).
+Invariant: ``_timer_cancelled_count`` counts cancelled handles still in ``_scheduled``.
+Invariant: every fd in ``_fds`` is registered with the poller for exactly the events of its
+non-None reader/writer.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import heapq
+import logging
+import sys
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from asyncio import base_events as _base_events
+from asyncio import coroutines as _coroutines
+from asyncio import events as _events
+from asyncio import futures as _futures
+from asyncio import tasks as _tasks
+from asyncio import timeouts as _timeouts
+from collections.abc import Callable
+from typing import Any
+
+from .._poll import default_poller_class
+from .._poll.constants import READ, WRITE
+from .handles import Handle, TimerHandle
+from .waker import Waker
+
+# asyncio's own tuning constants (base_events), kept equal so timer behaviour matches.
+_MIN_SCHEDULED_TIMER_HANDLES = 100
+_MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
+MAXIMUM_SELECT_TIMEOUT = 24 * 3600
+DEBUG_STACK_DEPTH = 10
+
+_heappush = heapq.heappush
+_heappop = heapq.heappop
+_heapify = heapq.heapify
+_monotonic = time.monotonic
+_get_ident = threading.get_ident
+_set_running_loop = _events._set_running_loop
+_get_running_loop = _events._get_running_loop
+_iscoroutine = _coroutines.iscoroutine
+_iscoroutinefunction = _coroutines.iscoroutinefunction
+_Future = _futures.Future
+_Task = _tasks.Task
+_PY312 = sys.version_info >= (3, 12)
+
+
+def _logger() -> logging.Logger:
+    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
+    return _base_events.logger
+
+
+def _format_handle(handle: Handle) -> str:
+    cb = handle._callback
+    if isinstance(getattr(cb, "__self__", None), _tasks.Task):
+        # format the task
+        return repr(cb.__self__)
+    return str(handle)
+
+
+def _run_until_complete_cb(fut: Any) -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # Issue #22429: run_forever() already finished, no need to stop it.
+            return
+    _futures._get_loop(fut).stop()
+
+
+def _fileobj_to_fd(fileobj: Any) -> int:
+    """Return the fd of an int or an object with fileno(), with selectors' errors."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class FdEntry:
+    """What the loop watches one fd for: a reader and/or a writer handle."""
+
+    __slots__ = ("reader", "writer", "events")
+
+    def __init__(self) -> None:
+        self.reader = None
+        self.writer = None
+        self.events = 0
+
+
+class Loop:
+    """The compiled core of ``tideloop.EventLoop``; see the module docstring for one pass."""
+
+    def __init__(self, poller: Any = None) -> None:
+        self._closed = False
+        self._stopping = False
+        self._ready = collections.deque()
+        self._scheduled = []
+        self._timer_cancelled_count = 0
+        self._thread_id = None
+        self._clock_resolution = time.get_clock_info("monotonic").resolution
+        self._exception_handler = None
+        self._task_factory = None
+        self._default_executor = None
+        self._executor_shutdown_called = False
+        self._current_handle = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth = None
+        self._asyncgens = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._old_agen_hooks = None
+        self.slow_callback_duration = 0.1
+        self._debug = False
+        self.set_debug(_coroutines._is_debug_mode())
+        self._fds = {}
+        self._poller = poller if poller is not None else default_poller_class()()
+        self._waker = Waker()
+        self._waker_fd = self._waker.fileno()
+        self._poller.register(self._waker_fd, READ)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.__class__.__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def run_forever(self) -> None:
+        """Run until stop() is called."""
+        self._run_forever_setup()
+        try:
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._run_forever_cleanup()
+
+    def _run_forever_setup(self) -> None:
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = _get_ident()
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        _set_running_loop(self)
+
+    def _run_forever_cleanup(self) -> None:
+        self._stopping = False
+        self._thread_id = None
+        _set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+
+    def run_until_complete(self, future: Any) -> Any:
+        """Run until the future (or coroutine, wrapped in a task) is done; return its result."""
+        self._check_closed()
+        self._check_running()
+        new_task = not _futures.isfuture(future)
+        future = _tasks.ensure_future(future, loop=self)
+        if new_task:
+            # An exception is raised if the future didn't complete, so there
+            # is no need to log the "destroy pending task" message
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                # The coroutine raised a BaseException. Consume the exception
+                # to not log a warning, the caller doesn't have access to the
+                # local task.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def stop(self) -> None:
+        """Stop after the callbacks already ready have run (a whole pass)."""
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the loop: drop pending callbacks, shut the default executor down (no wait)."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            _logger().debug("Close %r", self)
+        self._closed = True
+        self._ready.clear()
+        self._scheduled.clear()
+        self._timer_cancelled_count = 0
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        for entry in self._fds.values():
+            if entry.reader is not None:
+                entry.reader.cancel()
+            if entry.writer is not None:
+                entry.writer.cancel()
+        self._fds.clear()
+        self._poller.close()
+        self._waker.close()
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if _get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def _check_thread(self) -> None:
+        """Raise if called from a thread other than the one running the loop (debug mode)."""
+        if self._thread_id is None:
+            return
+        if self._thread_id != _get_ident():
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other "
+                "than the current one"
+            )
+
+    def _check_callback(self, callback: Any, method: str) -> None:
+        if _iscoroutine(callback) or _iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    # ---------------------------------------------------------------- one pass
+
+    def _run_once(self) -> None:
+        """Run one full iteration of the event loop (see the module docstring)."""
+        scheduled = self._scheduled
+        sched_count = len(scheduled)
+        if (
+            sched_count > _MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        ):
+            # Remove delayed calls that were cancelled if their number is too high.
+            new_scheduled = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False
+                else:
+                    new_scheduled.append(timer)
+            _heapify(new_scheduled)
+            self._scheduled = scheduled = new_scheduled
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled:
+                timer = scheduled[0]
+                if not timer._cancelled:
+                    break
+                self._timer_cancelled_count -= 1
+                _heappop(scheduled)
+                timer._scheduled = False
+
+        ready = self._ready
+        if ready or self._stopping:
+            timeout = 0.0
+        elif scheduled:
+            timer = scheduled[0]
+            timeout = timer._when - _monotonic()
+            if timeout < 0.0:
+                timeout = 0.0
+            elif timeout > MAXIMUM_SELECT_TIMEOUT:
+                timeout = MAXIMUM_SELECT_TIMEOUT
+        else:
+            timeout = -1.0  # block until an event
+
+        events = self._poller.poll(timeout if timeout >= 0.0 else None)
+        if events:
+            self._process_events(events)
+
+        end_time = _monotonic() + self._clock_resolution
+        while scheduled:
+            timer = scheduled[0]
+            if timer._when >= end_time:
+                break
+            _heappop(scheduled)
+            timer._scheduled = False
+            ready.append(timer)
+
+        ntodo = len(ready)
+        if self._debug:
+            for _ in range(ntodo):
+                handle = ready.popleft()
+                if handle._cancelled:
+                    continue
+                self._run_handle_debug(handle)
+        else:
+            for _ in range(ntodo):
+                handle = ready.popleft()
+                if handle._cancelled:
+                    continue
+                handle._run()
+        handle = None  # Needed to break cycles when an exception occurs.
+
+    def _run_handle_debug(self, handle: Handle) -> None:
+        try:
+            self._current_handle = handle
+            t0 = _monotonic()
+            handle._run()
+            dt = _monotonic() - t0
+            if dt >= self.slow_callback_duration:
+                _logger().warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
+        finally:
+            self._current_handle = None
+
+    def _process_events(self, events: list) -> None:
+        fds = self._fds
+        ready = self._ready
+        for fd, mask in events:
+            if fd == self._waker_fd:
+                self._waker.drain()
+                continue
+            entry = fds.get(fd)
+            if entry is None:
+                continue
+            if mask & READ:
+                handle = entry.reader
+                if handle is not None and not handle._cancelled:
+                    ready.append(handle)
+            if mask & WRITE:
+                handle = entry.writer
+                if handle is not None and not handle._cancelled:
+                    ready.append(handle)
+
+    # ---------------------------------------------------------------- callbacks
+
+    def time(self) -> float:
+        """Return the loop's clock: time.monotonic()."""
+        return _monotonic()
+
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> Handle:
+        """Arrange for callback(*args) to run on the next pass, in FIFO order."""
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+        handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> Handle:
+        """Like call_soon(), from any thread: wakes the loop if it is blocked in poll()."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+        handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        self._waker.wake()
+        return handle
+
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> TimerHandle:
+        """Arrange for callback(*args) to run ``delay`` seconds from now."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> TimerHandle:
+        """Arrange for callback(*args) to run at loop time ``when``."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = TimerHandle(when, callback, args, self, context)
+        _heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
+        """Count a cancelled timer still in the heap (called by TimerHandle.cancel)."""
+        if handle._scheduled:
+            self._timer_cancelled_count += 1
+
+    def _add_callback(self, handle: Handle) -> None:
+        """Queue an existing handle to run on the next pass (signals, subclasses)."""
+        if not handle._cancelled:
+            self._ready.append(handle)
+
+    def _add_callback_signalsafe(self, handle: Handle) -> None:
+        self._add_callback(handle)
+        self._waker.wake()
+
+    def _write_to_self(self) -> None:
+        """Wake the loop from another thread or a signal handler."""
+        self._waker.wake()
+
+    # ---------------------------------------------------------------- futures and tasks
+
+    def create_future(self) -> Any:
+        """Create an asyncio.Future attached to this loop."""
+        return _Future(loop=self)
+
+    def create_task(self, coro: Any, *, name: Any = None, context: Any = None, **kwargs: Any) -> Any:
+        """Schedule a coroutine as an asyncio.Task (or the task factory's product).
+
+        Extra keywords (e.g. eager_start on 3.12+) go to Task or the factory unchanged, so the
+        running Python decides what it accepts, as asyncio does.
+        """
+        self._check_closed()
+        factory = self._task_factory
+        if factory is None:
+            task = _Task(coro, loop=self, name=name, context=context, **kwargs)
+            tb = task._source_traceback
+            if tb and tb[-1].filename == __file__:
+                del tb[-1]
+        else:
+            if context is None and not kwargs:
+                # Use legacy API if context is not needed
+                task = factory(self, coro)
+            elif context is None:
+                task = factory(self, coro, **kwargs)
+            else:
+                task = factory(self, coro, context=context, **kwargs)
+            if name is not None:
+                task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory: Any) -> None:
+        """Set the callable (loop, coro[, context=...]) used by create_task(); None resets."""
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    # ---------------------------------------------------------------- executors
+
+    def run_in_executor(self, executor: Any, func: Callable[..., object], *args: Any) -> Any:
+        """Run func(*args) in the executor (default: a lazily created thread pool)."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            # Only check when the default executor is being used
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return _futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: Any) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Shut the default executor down, waiting at most ``timeout`` seconds for its threads."""
+        self._executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        future = self.create_future()
+        thread = threading.Thread(target=self._do_shutdown, args=(future,))
+        thread.start()
+        try:
+            async with _timeouts.timeout(timeout):
+                await future
+        except TimeoutError:
+            warnings.warn(
+                "The executor did not finishing joining "
+                f"its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._default_executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _do_shutdown(self, future: Any) -> None:
+        try:
+            self._default_executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(_futures._set_result_unless_cancelled, future, None)
+        except Exception as ex:
+            if not self.is_closed() and not future.cancelled():
+                self.call_soon_threadsafe(future.set_exception, ex)
+
+    # ---------------------------------------------------------------- async generators
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self) -> None:
+        """Shutdown all active asynchronous generators."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            # If Python version is <3.6 or we don't have any asynchronous
+            # generators alive.
+            return
+        closing_agens = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await _tasks.gather(
+            *[ag.aclose() for ag in closing_agens], return_exceptions=True
+        )
+        for result, agen in zip(results, closing_agens, strict=True):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of "
+                        f"asynchronous generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # ---------------------------------------------------------------- debug
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = bool(enabled)
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._coroutine_origin_tracking_saved_depth)
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # ---------------------------------------------------------------- exception handler
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict) -> None:
+        """Log the context the way asyncio does (message, then sorted keys, then traceback)."""
+        message = context.get("message")
+        if not message:
+            message = "Unhandled exception in event loop"
+        exception = context.get("exception")
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        else:
+            exc_info = False
+        if (
+            "source_traceback" not in context
+            and self._current_handle is not None
+            and self._current_handle._source_traceback
+        ):
+            context["handle_traceback"] = self._current_handle._source_traceback
+        log_lines = [message]
+        for key in sorted(context):
+            if key in {"message", "exception"}:
+                continue
+            value = context[key]
+            if key == "source_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Object created at (most recent call last):\n"
+                value += tb.rstrip()
+            elif key == "handle_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Handle created at (most recent call last):\n"
+                value += tb.rstrip()
+            else:
+                value = repr(value)
+            log_lines.append(f"{key}: {value}")
+        _logger().error("\n".join(log_lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict) -> None:
+        """Call the handler set by set_exception_handler(), else the default one."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                # Second protection layer for unexpected errors
+                # in the default implementation, as well as for subclassed
+                # event loops with overloaded "default_exception_handler".
+                _logger().error("Exception in default exception handler", exc_info=True)
+        else:
+            try:
+                ctx = None
+                if _PY312:
+                    thing = context.get("task")
+                    if thing is None:
+                        thing = context.get("future")
+                    if thing is None:
+                        thing = context.get("handle")
+                    if thing is not None and hasattr(thing, "get_context"):
+                        ctx = thing.get_context()
+                if ctx is not None and hasattr(ctx, "run"):
+                    ctx.run(self._exception_handler, self, context)
+                else:
+                    self._exception_handler(self, context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                # Exception in the user set custom exception handler.
+                try:
+                    # Let's try default handler.
+                    self.default_exception_handler(
+                        {
+                            "message": "Unhandled error in exception handler",
+                            "exception": exc,
+                            "context": context,
+                        }
+                    )
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException:
+                    # Guard 'default_exception_handler' in case it is
+                    # overloaded.
+                    _logger().error(
+                        "Exception in default exception handler "
+                        "while handling an unexpected error "
+                        "in custom exception handler",
+                        exc_info=True,
+                    )
+
+    # ---------------------------------------------------------------- readers and writers
+
+    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        """Call callback(*args) whenever fd is readable, until remove_reader(fd)."""
+        fd = _fileobj_to_fd(fd)
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, Handle(callback, args, self, None))
+
+    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        """Call callback(*args) whenever fd is writable, until remove_writer(fd)."""
+        fd = _fileobj_to_fd(fd)
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, Handle(callback, args, self, None))
+
+    def remove_reader(self, fd: Any) -> bool:
+        """Stop watching fd for reading; return True if it was watched."""
+        fd = _fileobj_to_fd(fd)
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def remove_writer(self, fd: Any) -> bool:
+        """Stop watching fd for writing; return True if it was watched."""
+        fd = _fileobj_to_fd(fd)
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    def _ensure_fd_no_transport(self, fd: Any) -> None:
+        """Raise RuntimeError if a transport owns fd (transports register themselves here)."""
+
+    def _add_reader(self, fd: int, handle: Handle) -> None:
+        self._check_closed()
+        entry = self._fds.get(fd)
+        if entry is None:
+            self._poller.register(fd, READ)
+            entry = FdEntry()
+            entry.events = READ
+            self._fds[fd] = entry
+        else:
+            if not entry.events & READ:
+                self._poller.modify(fd, entry.events | READ)
+                entry.events |= READ
+            if entry.reader is not None:
+                entry.reader.cancel()
+        entry.reader = handle
+
+    def _add_writer(self, fd: int, handle: Handle) -> None:
+        self._check_closed()
+        entry = self._fds.get(fd)
+        if entry is None:
+            self._poller.register(fd, WRITE)
+            entry = FdEntry()
+            entry.events = WRITE
+            self._fds[fd] = entry
+        else:
+            if not entry.events & WRITE:
+                self._poller.modify(fd, entry.events | WRITE)
+                entry.events |= WRITE
+            if entry.writer is not None:
+                entry.writer.cancel()
+        entry.writer = handle
+
+    def _remove_reader(self, fd: int) -> bool:
+        if self._closed:
+            return False
+        entry = self._fds.get(fd)
+        if entry is None or entry.reader is None:
+            return False
+        entry.reader.cancel()
+        entry.reader = None
+        self._drop_events(fd, entry, READ)
+        return True
+
+    def _remove_writer(self, fd: int) -> bool:
+        if self._closed:
+            return False
+        entry = self._fds.get(fd)
+        if entry is None or entry.writer is None:
+            return False
+        entry.writer.cancel()
+        entry.writer = None
+        self._drop_events(fd, entry, WRITE)
+        return True
+
+    def _drop_events(self, fd: int, entry: FdEntry, events: int) -> None:
+        entry.events &= ~events
+        if entry.events:
+            self._poller.modify(fd, entry.events)
+        else:
+            del self._fds[fd]
+            self._poller.unregister(fd)

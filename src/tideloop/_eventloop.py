@@ -1,0 +1,43 @@
+"""``tideloop.EventLoop``: the compiled core plus the Python-level mixins, as one asyncio loop.
+
+The core (``_core.loop.Loop``) is a Cython extension type in the compiled build and cannot
+inherit from ``asyncio.AbstractEventLoop``; this class joins them (as uvloop's ``Loop`` does), so
+``isinstance(loop, asyncio.AbstractEventLoop)`` holds in both build modes. Methods that the
+mixins and the core do not provide yet fall through to AbstractEventLoop and raise
+NotImplementedError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from typing import Any
+
+from ._core.loop import Loop
+from ._net.dns import DnsMixin
+from ._net.sockops import SockOpsMixin
+from ._signals import SignalsMixin
+
+
+class EventLoop(SignalsMixin, SockOpsMixin, DnsMixin, Loop, asyncio.AbstractEventLoop):
+    """tideloop's asyncio event loop. Create it with ``tideloop.new_event_loop()``."""
+
+    def __init__(self) -> None:
+        Loop.__init__(self)
+        self._init_signals()
+
+    def close(self) -> None:
+        """Close the loop (see asyncio); also removes signal handlers, as asyncio's Unix loop."""
+        Loop.close(self)
+        self._close_signals()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+
+def new_event_loop() -> EventLoop:
+    """Return a new tideloop event loop."""
+    return EventLoop()
