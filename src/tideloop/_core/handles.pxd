@@ -22,6 +22,10 @@ cdef class Handle:
     cpdef _run(self)
 
 
+@cython.locals(handle=Handle)
+cpdef Handle new_handle(object callback, tuple args, object loop, object context)
+
+
 cdef class TimerHandle(Handle):
     cdef public bint _scheduled
     cdef public double _when

@@ -112,8 +112,15 @@ class Handle:
         return self._cancelled
 
     def _run(self) -> None:
+        args = self._args
         try:
-            self._context.run(self._callback, *self._args)
+            # Unrolled so the compiled build calls Context.run without building a new tuple.
+            if not args:
+                self._context.run(self._callback)
+            elif len(args) == 1:
+                self._context.run(self._callback, args[0])
+            else:
+                self._context.run(self._callback, *args)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -127,6 +134,30 @@ class Handle:
                 context["source_traceback"] = self._source_traceback
             self._loop.call_exception_handler(context)
         self = None  # noqa: F841  (break the cycle through the traceback)
+
+
+def new_handle(
+    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+) -> Handle:
+    """Make a Handle for ``loop`` without going through ``__init__`` (the loop's fast path).
+
+    Same result as ``Handle(callback, args, loop, context)``, but reads ``loop._debug`` instead
+    of calling ``loop.get_debug()``, and in the compiled build skips argument parsing.
+    """
+    handle = Handle.__new__(Handle)
+    if context is None:
+        context = _copy_context()
+    handle._context = context
+    handle._loop = loop
+    handle._callback = callback
+    handle._args = args
+    handle._cancelled = False
+    handle._repr = None
+    if loop._debug:
+        handle._source_traceback = source_traceback()
+    else:
+        handle._source_traceback = None
+    return handle
 
 
 class TimerHandle(Handle):

@@ -1,7 +1,7 @@
 # C types for loop.py (Cython pure-Python mode). The attribute names are asyncio's.
 cimport cython
 
-from .handles cimport Handle, TimerHandle
+from .handles cimport Handle, TimerHandle, new_handle
 from .waker cimport Waker
 
 cdef int _MIN_SCHEDULED_TIMER_HANDLES
@@ -32,7 +32,7 @@ cdef class FdEntry:
 cdef class Loop:
     cdef public bint _closed
     cdef public bint _stopping
-    cdef public object _ready
+    cdef public list _ready
     cdef public list _scheduled
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public object _thread_id
@@ -58,7 +58,8 @@ cdef class Loop:
 
     @cython.locals(
         scheduled=list, new_scheduled=list, sched_count=Py_ssize_t, timer=TimerHandle,
-        handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, ready=object,
+        handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, i=Py_ssize_t,
+        ready=list,
     )
     cpdef _run_once(self)
 

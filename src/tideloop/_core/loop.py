@@ -13,6 +13,9 @@ The core knows nothing of sockets, transports or signals: those live above it an
 through ``add_reader``/``add_writer`` and ``_add_callback``.
 
 Invariant: ``_thread_id`` is not None exactly while ``run_forever`` runs (``is_running()``).
+Invariant: ``_ready`` is one list for the loop's life, appended to by any thread (atomic under
+the GIL); a pass runs its first ``ntodo`` entries by index, then deletes them in one slice
+deletion (also atomic), so a handle appended meanwhile, from any thread, is never lost.
 Invariant: ``_timer_cancelled_count`` counts cancelled handles still in ``_scheduled``.
 Invariant: every fd in ``_fds`` is registered with the poller for exactly the events of its
 non-None reader/writer.
@@ -20,7 +23,6 @@ non-None reader/writer.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import heapq
 import logging
@@ -41,7 +43,7 @@ from typing import Any
 
 from .._poll import default_poller_class
 from .._poll.constants import READ, WRITE
-from .handles import Handle, TimerHandle
+from .handles import Handle, TimerHandle, new_handle
 from .waker import Waker
 
 # asyncio's own tuning constants (base_events), kept equal so timer behaviour matches.
@@ -117,7 +119,7 @@ class Loop:
     def __init__(self, poller: Any = None) -> None:
         self._closed = False
         self._stopping = False
-        self._ready = collections.deque()
+        self._ready = []
         self._scheduled = []
         self._timer_cancelled_count = 0
         self._thread_id = None
@@ -323,19 +325,28 @@ class Loop:
             timer._scheduled = False
             ready.append(timer)
 
+        # Run exactly what is ready now; callbacks scheduled meanwhile wait for the next pass.
         ntodo = len(ready)
-        if self._debug:
-            for _ in range(ntodo):
-                handle = ready.popleft()
-                if handle._cancelled:
-                    continue
-                self._run_handle_debug(handle)
-        else:
-            for _ in range(ntodo):
-                handle = ready.popleft()
-                if handle._cancelled:
-                    continue
-                handle._run()
+        if not ntodo:
+            return
+        i = 0
+        try:
+            if self._debug:
+                while i < ntodo:
+                    handle = ready[i]
+                    i += 1
+                    if not handle._cancelled:
+                        self._run_handle_debug(handle)
+            else:
+                while i < ntodo:
+                    handle = ready[i]
+                    i += 1
+                    if not handle._cancelled:
+                        handle._run()
+        finally:
+            # Normally i == ntodo; if SystemExit/KeyboardInterrupt escaped a callback, the
+            # handles after it stay queued, in order, as in asyncio.
+            del ready[:i]
         handle = None  # Needed to break cycles when an exception occurs.
 
     def _run_handle_debug(self, handle: Handle) -> None:
@@ -376,11 +387,12 @@ class Loop:
 
     def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> Handle:
         """Arrange for callback(*args) to run on the next pass, in FIFO order."""
-        self._check_closed()
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")
-        handle = Handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -391,7 +403,7 @@ class Loop:
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
-        handle = Handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         self._waker.wake()
         return handle
@@ -425,13 +437,15 @@ class Loop:
             self._timer_cancelled_count += 1
 
     def _add_callback(self, handle: Handle) -> None:
-        """Queue an existing handle to run on the next pass (signals, subclasses)."""
+        """Queue an existing handle to run on the next pass."""
         if not handle._cancelled:
             self._ready.append(handle)
 
     def _add_callback_signalsafe(self, handle: Handle) -> None:
-        self._add_callback(handle)
-        self._waker.wake()
+        """Queue an existing handle from any thread (or a signal handler) and wake the loop."""
+        if not handle._cancelled:
+            self._ready.append(handle)
+            self._waker.wake()
 
     def _write_to_self(self) -> None:
         """Wake the loop from another thread or a signal handler."""
@@ -692,13 +706,13 @@ class Loop:
         """Call callback(*args) whenever fd is readable, until remove_reader(fd)."""
         fd = _fileobj_to_fd(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_reader(fd, Handle(callback, args, self, None))
+        self._add_reader(fd, new_handle(callback, args, self, None))
 
     def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
         """Call callback(*args) whenever fd is writable, until remove_writer(fd)."""
         fd = _fileobj_to_fd(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_writer(fd, Handle(callback, args, self, None))
+        self._add_writer(fd, new_handle(callback, args, self, None))
 
     def remove_reader(self, fd: Any) -> bool:
         """Stop watching fd for reading; return True if it was watched."""
