@@ -1,6 +1,7 @@
 # C types for loop.py (Cython pure-Python mode). The attribute names are asyncio's.
 cimport cython
 
+from .._poll._libc cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
 from .handles cimport Handle, TimerHandle, new_handle
 from .waker cimport Waker
 
@@ -21,6 +22,10 @@ cdef object _iscoroutinefunction
 cdef object _Future
 cdef object _Task
 cdef bint _PY312
+cdef bint _NATIVE
+cdef bint _NATIVE_CLOCK
+
+cdef double _now()
 
 
 cdef class FdEntry:

@@ -64,6 +64,22 @@ _iscoroutinefunction = _coroutines.iscoroutinefunction
 _Future = _futures.Future
 _Task = _tasks.Task
 _PY312 = sys.version_info >= (3, 12)
+# True in the compiled build, where _poll/_libc.pxd's C functions are reachable.
+_NATIVE = not __file__.endswith(".py")
+
+
+def _have_native_clock() -> bool:
+    return TIDELOOP_HAVE_NATIVE_CLOCK  # noqa: F821  (compiled build only)
+
+
+_NATIVE_CLOCK = _NATIVE and _have_native_clock()
+
+
+def _now() -> float:
+    """The loop's clock: time.monotonic(), read straight from clock_gettime when compiled."""
+    if _NATIVE_CLOCK:
+        return tideloop_monotonic()  # noqa: F821  (compiled build only)
+    return _monotonic()
 
 
 def _logger() -> logging.Logger:
@@ -304,7 +320,7 @@ class Loop:
             timeout = 0.0
         elif scheduled:
             timer = scheduled[0]
-            timeout = timer._when - _monotonic()
+            timeout = timer._when - _now()
             if timeout < 0.0:
                 timeout = 0.0
             elif timeout > MAXIMUM_SELECT_TIMEOUT:
@@ -316,14 +332,15 @@ class Loop:
         if events:
             self._process_events(events)
 
-        end_time = _monotonic() + self._clock_resolution
-        while scheduled:
-            timer = scheduled[0]
-            if timer._when >= end_time:
-                break
-            _heappop(scheduled)
-            timer._scheduled = False
-            ready.append(timer)
+        if scheduled:
+            end_time = _now() + self._clock_resolution
+            while scheduled:
+                timer = scheduled[0]
+                if timer._when >= end_time:
+                    break
+                _heappop(scheduled)
+                timer._scheduled = False
+                ready.append(timer)
 
         # Run exactly what is ready now; callbacks scheduled meanwhile wait for the next pass.
         ntodo = len(ready)
@@ -352,9 +369,9 @@ class Loop:
     def _run_handle_debug(self, handle: Handle) -> None:
         try:
             self._current_handle = handle
-            t0 = _monotonic()
+            t0 = _now()
             handle._run()
-            dt = _monotonic() - t0
+            dt = _now() - t0
             if dt >= self.slow_callback_duration:
                 _logger().warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
         finally:
@@ -383,7 +400,7 @@ class Loop:
 
     def time(self) -> float:
         """Return the loop's clock: time.monotonic()."""
-        return _monotonic()
+        return _now()
 
     def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> Handle:
         """Arrange for callback(*args) to run on the next pass, in FIFO order."""
@@ -414,7 +431,7 @@ class Loop:
         """Arrange for callback(*args) to run ``delay`` seconds from now."""
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(_monotonic() + delay, callback, *args, context=context)
+        return self.call_at(_now() + delay, callback, *args, context=context)
 
     def call_at(
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None

@@ -8,13 +8,19 @@ Some facts about epoll that shape this file:
   on ENOENT and ``register`` to ``modify`` on EEXIST, so our map and the kernel's converge.
 - EPOLLERR and EPOLLHUP are always reported, asked for or not. We report them as READ|WRITE.
 - Regular files cannot be watched (EPERM), exactly as with ``selectors.EpollSelector``.
+- The timeout has millisecond resolution; we round up so a timer is never polled too early.
+
+Two paths, one behaviour: the compiled build calls ``epoll_wait(2)`` directly into a
+preallocated C array (``_poll_native``; the GIL is released only for a wait that may block);
+the pure build calls ``select.epoll.poll``. Registration always goes through ``select.epoll``.
 """
 
 from __future__ import annotations
 
 import errno
-from math import ceil as _ceil
+import os
 import select
+from math import ceil as _ceil
 
 from .constants import READ, WRITE
 
@@ -22,19 +28,32 @@ _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 _NOT_IN = ~select.EPOLLIN
 _NOT_OUT = ~select.EPOLLOUT
+# True in the compiled build: the C declarations of _libc.pxd are then reachable.
+_NATIVE = not __file__.endswith(".py")
+_MAX_EVENTS = 1024
 
 
 class EpollPoller:
-    """Readiness through one ``select.epoll`` object. Not thread-safe: the loop's thread only."""
+    """Readiness through one epoll instance. Not thread-safe: the loop's thread only."""
 
-    __slots__ = ("_epoll", "_epoll_poll")
+    __slots__ = ("_epoll", "_epoll_poll", "_epfd", "_events")
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._epoll_poll = self._epoll.poll
+        self._epfd = self._epoll.fileno()
+        if _NATIVE:
+            self._events = tideloop_alloc_events(_MAX_EVENTS)  # noqa: F821
+            if not self._events:
+                self._epoll.close()
+                raise MemoryError
+
+    def __dealloc__(self) -> None:
+        # Compiled build only (Cython's destructor hook): free the C event array.
+        free(self._events)  # noqa: F821
 
     def fileno(self) -> int:
-        return self._epoll.fileno()
+        return self._epfd
 
     def register(self, fd: int, events: int) -> None:
         try:
@@ -57,14 +76,19 @@ class EpollPoller:
                 raise
 
     def poll(self, timeout: float | None) -> list:
-        if timeout is None:
-            timeout = -1
-        elif timeout > 0:
-            # epoll has a 1 ms resolution: round up so a timer is never polled for too early.
+        """Wait up to ``timeout`` seconds (None: forever); return [(fd, READ|WRITE mask)]."""
+        if self._epfd < 0:
+            raise ValueError("I/O operation on closed epoll object")
+        if _NATIVE:
+            if timeout is None:
+                return self._poll_native(-1)
+            if timeout <= 0.0:
+                return self._poll_native(0)
+            return self._poll_native(_ceil(timeout * 1e3))
+        if timeout is not None and timeout > 0:
             timeout = _ceil(timeout * 1e3) * 1e-3
-        events = self._epoll_poll(timeout)
         result = []
-        for fd, ev in events:
+        for fd, ev in self._epoll_poll(-1 if timeout is None else timeout):
             mask = 0
             if ev & _NOT_OUT:
                 mask |= READ
@@ -73,7 +97,28 @@ class EpollPoller:
             result.append((fd, mask))
         return result
 
+    def _poll_native(self, timeout_ms: int) -> list:
+        # Compiled build only.
+        n = tideloop_epoll_wait(self._epfd, self._events, _MAX_EVENTS, timeout_ms)  # noqa: F821
+        if n < 0:
+            err = c_errno  # noqa: F821
+            if err == errno.EINTR:
+                PyErr_CheckSignals()  # noqa: F821  (run Python signal handlers; may raise)
+                return []
+            raise OSError(err, os.strerror(err))
+        result = []
+        for i in range(n):
+            ev = self._events[i].events
+            mask = 0
+            if ev & _NOT_OUT:
+                mask |= READ
+            if ev & _NOT_IN:
+                mask |= WRITE
+            result.append((self._events[i].data.fd, mask))
+        return result
+
     def close(self) -> None:
+        self._epfd = -1
         self._epoll.close()
 
 
