@@ -15,8 +15,6 @@ cdef object _heappop
 cdef object _heapify
 cdef object _monotonic
 cdef object _get_ident
-cdef object _set_running_loop
-cdef object _get_running_loop
 cdef object _iscoroutine
 cdef object _iscoroutinefunction
 cdef object _Future

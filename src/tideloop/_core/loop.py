@@ -57,8 +57,6 @@ _heappop = heapq.heappop
 _heapify = heapq.heapify
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
-_set_running_loop = _events._set_running_loop
-_get_running_loop = _events._get_running_loop
 _iscoroutine = _coroutines.iscoroutine
 _iscoroutinefunction = _coroutines.iscoroutinefunction
 _Future = _futures.Future
@@ -187,12 +185,13 @@ class Loop:
         sys.set_asyncgen_hooks(
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
         )
-        _set_running_loop(self)
+        # Looked up per call, not cached: asyncio's tests swap in the pure-Python version.
+        _events._set_running_loop(self)
 
     def _run_forever_cleanup(self) -> None:
         self._stopping = False
         self._thread_id = None
-        _set_running_loop(None)
+        _events._set_running_loop(None)
         self._set_coroutine_origin_tracking(False)
         if self._old_agen_hooks is not None:
             sys.set_asyncgen_hooks(*self._old_agen_hooks)
@@ -267,7 +266,7 @@ class Loop:
     def _check_running(self) -> None:
         if self.is_running():
             raise RuntimeError("This event loop is already running")
-        if _get_running_loop() is not None:
+        if _events._get_running_loop() is not None:
             raise RuntimeError("Cannot run the event loop while another loop is running")
 
     def _check_thread(self) -> None:

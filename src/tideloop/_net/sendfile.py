@@ -1,0 +1,241 @@
+"""loop.sock_sendfile: zero-copy os.sendfile() with asyncio's read+send fallback.
+
+Semantics are asyncio's (base_events.sock_sendfile + unix_events._sock_sendfile_native,
+identical in 3.11-3.13 except 3.13's 1 GiB cap on 32-bit builds, applied here everywhere):
+
+- arguments are checked first (debug-mode blocking check, SSLSocket, then
+  ``_check_sendfile_params``), with asyncio's exception types and messages;
+- the native path raises SendfileNotAvailableError when os.sendfile is missing, the file has no
+  usable fileno, or the *first* bytes cannot be sent (an OSError before anything was sent, e.g.
+  a file that is not mmap-able); ``fallback=True`` then runs the read+sock_sendall loop;
+- an OSError after some bytes went out is raised as is (ENOTCONN normalised to
+  ConnectionError, as asyncio does);
+- the return value is the number of bytes sent, and the file position is left just past the
+  last byte sent (only if something was sent, as asyncio), on success, error and cancellation.
+
+Discussion: how the native path waits.
+    asyncio removes and re-adds the writer around every sendfile() call. Here the writer is
+    registered once, on the first EAGAIN, through ``_sock_wait_writable`` (see sockops.py) and
+    removed when the future is done, so a send costs one syscall per writable event and no
+    poller updates. After a short send (the socket buffer filled) the step waits for the next
+    writable event instead of spinning, so a fast consumer cannot pin the loop on one transfer.
+
+Difference from asyncio, on purpose: when the future is cancelled asyncio leaves the file
+position where it was (its cancel callback only removes the writer); here it is moved past the
+bytes already sent, which is what the fallback path (and the docs' promise) does.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import socket
+import sys
+from asyncio import constants as _constants
+from asyncio.exceptions import SendfileNotAvailableError
+from typing import Any
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - Python built without ssl
+    ssl = None  # type: ignore[assignment]
+
+_FALLBACK_READBUFFER_SIZE = _constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+# 3.13 caps each os.sendfile() count so 32-bit builds don't overflow; harmless on 64-bit.
+_MAX_BLOCKSIZE = sys.maxsize // 2 + 1
+
+
+def _check_ssl_socket(sock: Any) -> None:
+    """Raise TypeError for an ssl.SSLSocket (asyncio's base_events._check_ssl_socket)."""
+    if ssl is not None and isinstance(sock, ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def _update_filepos(fileno: int, offset: int, total_sent: int) -> None:
+    """Move the file position to offset if anything was sent (unix_events' helper)."""
+    if total_sent > 0:
+        os.lseek(fileno, offset, os.SEEK_SET)
+
+
+class SendfileMixin:
+    """sock_sendfile and its helpers; mixed into SockOpsMixin.
+
+    Needs from the loop: ``create_future``, ``run_in_executor``, ``get_debug``, ``sock_sendall``
+    and ``_sock_wait_writable`` (SockOpsMixin). The helpers keep asyncio's names
+    (``_sock_sendfile_native``, ``_sock_sendfile_fallback``, ``_check_sendfile_params``) so that
+    transport-level ``loop.sendfile`` code written against asyncio's layout can reuse them.
+    """
+
+    __slots__ = ()
+
+    async def sock_sendfile(
+        self, sock: Any, file: Any, offset: Any = 0, count: Any = None, *, fallback: bool = True
+    ) -> int:
+        """Send file over the connected SOCK_STREAM sock; return the number of bytes sent."""
+        if self.get_debug() and sock.gettimeout() != 0:  # type: ignore[attr-defined]
+            raise ValueError("the socket must be non-blocking")
+        _check_ssl_socket(sock)
+        self._check_sendfile_params(sock, file, offset, count)
+        try:
+            return await self._sock_sendfile_native(sock, file, offset, count)
+        except SendfileNotAvailableError:
+            if not fallback:
+                raise
+        return await self._sock_sendfile_fallback(sock, file, offset, count)
+
+    def _check_sendfile_params(self, sock: Any, file: Any, offset: Any, count: Any) -> None:
+        """asyncio's argument checks, in asyncio's order, with its messages."""
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if not sock.type == socket.SOCK_STREAM:
+            raise ValueError("only SOCK_STREAM type sockets are supported")
+        if count is not None:
+            if not isinstance(count, int):
+                raise TypeError(f"count must be a positive integer (got {count!r})")
+            if count <= 0:
+                raise ValueError(f"count must be a positive integer (got {count!r})")
+        if not isinstance(offset, int):
+            raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+        if offset < 0:
+            raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+
+    async def _sock_sendfile_native(self, sock: Any, file: Any, offset: int, count: Any) -> int:
+        """Send with os.sendfile(); SendfileNotAvailableError if that cannot start."""
+        if not hasattr(os, "sendfile"):
+            raise SendfileNotAvailableError("os.sendfile() is not available")
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            raise SendfileNotAvailableError("not a regular file")
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise SendfileNotAvailableError("not a regular file")
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0  # empty file (asyncio answers 0 here even for a pipe)
+        blocksize = min(blocksize, _MAX_BLOCKSIZE)
+
+        fut = self.create_future()  # type: ignore[attr-defined]
+        # Invariant: progress == [file offset of the next byte to send, bytes sent so far].
+        progress = [offset, 0]
+        self._sock_sendfile_step(fut, sock, fileno, count, blocksize, progress, False)
+        if fut.done():
+            return fut.result()
+
+        def on_done(fut: Any) -> None:
+            if fut.cancelled():
+                try:
+                    _update_filepos(fileno, progress[0], progress[1])
+                except OSError:
+                    pass  # the file was closed by whoever cancelled us
+
+        fut.add_done_callback(on_done)
+        try:
+            return await fut
+        finally:
+            fut = None  # break the cycle through the exception's traceback
+
+    def _sock_sendfile_step(
+        self,
+        fut: Any,
+        sock: Any,
+        fileno: int,
+        count: Any,
+        blocksize: int,
+        progress: list,
+        registered: bool,
+    ) -> None:
+        """Call os.sendfile() until EOF, count, error or a full socket; settle fut unless full.
+
+        First called directly (registered=False); when the socket fills up it registers itself
+        as the writer callback (registered=True) and is called again on each writable event.
+        """
+        if fut.done():
+            return  # cancelled; the done callbacks remove the writer and fix the file position
+        fd = sock.fileno()
+        offset, total_sent = progress
+        while True:
+            if count:
+                blocksize = count - total_sent
+                if blocksize <= 0:
+                    _update_filepos(fileno, offset, total_sent)
+                    fut.set_result(total_sent)
+                    return
+            try:
+                sent = os.sendfile(fd, fileno, offset, blocksize)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if (
+                    (total_sent or registered)
+                    and exc.errno == errno.ENOTCONN
+                    and (type(exc) is not ConnectionError)
+                ):
+                    # The peer went away mid-transfer: normalise to ConnectionError so every
+                    # POSIX system reports the same thing (asyncio does this too).
+                    new_exc = ConnectionError("socket is not connected", errno.ENOTCONN)
+                    new_exc.__cause__ = exc
+                    exc = new_exc
+                if total_sent == 0:
+                    # Most likely a file sendfile() cannot read (not mmap-able): fall back.
+                    exc = SendfileNotAvailableError("os.sendfile call failed")
+                _update_filepos(fileno, offset, total_sent)
+                fut.set_exception(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                _update_filepos(fileno, offset, total_sent)
+                fut.set_exception(exc)
+                return
+            if sent == 0:  # EOF
+                _update_filepos(fileno, offset, total_sent)
+                fut.set_result(total_sent)
+                return
+            offset += sent
+            total_sent += sent
+            progress[0] = offset
+            progress[1] = total_sent
+            if sent < blocksize:
+                break  # short send: the socket buffer is full, wait for room
+        if not registered:
+            self._sock_wait_writable(  # type: ignore[attr-defined]
+                fut,
+                fd,
+                self._sock_sendfile_step,
+                fut,
+                sock,
+                fileno,
+                count,
+                blocksize,
+                progress,
+                True,
+            )
+
+    async def _sock_sendfile_fallback(self, sock: Any, file: Any, offset: int, count: Any) -> int:
+        """Read into a buffer in the executor and sock_sendall it (base_events' fallback)."""
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, _FALLBACK_READBUFFER_SIZE) if count else _FALLBACK_READBUFFER_SIZE
+        buf = bytearray(blocksize)
+        total_sent = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total_sent, blocksize)
+                    if blocksize <= 0:
+                        break
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(  # type: ignore[attr-defined]
+                    None, file.readinto, view
+                )
+                if not read:
+                    break  # EOF
+                await self.sock_sendall(sock, view[:read])  # type: ignore[attr-defined]
+                total_sent += read
+            return total_sent
+        finally:
+            if total_sent > 0 and hasattr(file, "seek"):
+                file.seek(offset + total_sent)
