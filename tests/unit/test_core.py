@@ -433,3 +433,25 @@ def test_runner_with_loop_factory(loop_impl):
         cls = runner.run(main())
     assert cls is type(made)
     assert made.is_closed()
+
+
+def test_timeout_rounding_few_passes(loop):
+    """Tiny sleeps must not spin the loop (CPython's test_timeout_rounding, minus _selector)."""
+    passes = 0
+    orig_run_once = loop._run_once
+
+    def counting_run_once():
+        nonlocal passes
+        passes += 1
+        orig_run_once()
+
+    loop._run_once = counting_run_once  # an instance override, honoured in both build modes
+
+    async def wait():
+        for delay in (1e-2, 1e-4, 1e-6, 1e-8, 1e-10):
+            await asyncio.sleep(delay)
+
+    loop.run_until_complete(wait())
+    del loop._run_once
+    # Ideal is 12 passes; a poller that rounded timeouts down would spin many more times.
+    assert 5 <= passes <= 20

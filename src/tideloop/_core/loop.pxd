@@ -54,6 +54,7 @@ cdef class Loop:
     cdef public bint _debug
     cdef public dict _fds
     cdef public object _poller
+    cdef bint _lazy_unregister
     cdef public Waker _waker
     cdef public int _waker_fd
 

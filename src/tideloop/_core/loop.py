@@ -17,8 +17,10 @@ Invariant: ``_ready`` is one list for the loop's life, appended to by any thread
 the GIL); a pass runs its first ``ntodo`` entries by index, then deletes them in one slice
 deletion (also atomic), so a handle appended meanwhile, from any thread, is never lost.
 Invariant: ``_timer_cancelled_count`` counts cancelled handles still in ``_scheduled``.
-Invariant: every fd in ``_fds`` is registered with the poller for exactly the events of its
-non-None reader/writer.
+Invariant: every fd in ``_fds`` is registered with the poller for exactly ``entry.events``,
+the events of its non-None reader/writer; with a lazy poller (epoll) an entry may also sit
+registered with ``events == 0`` after its last reader/writer went away ("idle"), see
+``_drop_events``.
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class Loop:
         self.set_debug(_coroutines._is_debug_mode())
         self._fds = {}
         self._poller = poller if poller is not None else default_poller_class()()
+        self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
         self._waker = Waker()
         self._waker_fd = self._waker.fileno()
         self._poller.register(self._waker_fd, READ)
@@ -385,6 +388,11 @@ class Loop:
                 continue
             entry = fds.get(fd)
             if entry is None:
+                continue
+            if not entry.events:
+                # Idle (lazily unregistered) and the fd has events nobody wants: drop it now.
+                del fds[fd]
+                self._poller.unregister(fd)
                 continue
             if mask & READ:
                 handle = entry.reader
@@ -803,6 +811,13 @@ class Loop:
         entry.events &= ~events
         if entry.events:
             self._poller.modify(fd, entry.events)
+        elif self._lazy_unregister:
+            # Keep the fd registered but idle: the next add_reader/add_writer on it costs one
+            # epoll_ctl(MOD) instead of DEL now + ADD later (sock_recv in a loop does exactly
+            # that). Safe only where the kernel forgets a closed fd by itself (epoll): if the fd
+            # was closed meanwhile, MOD fails with ENOENT and the poller falls back to ADD; if it
+            # reports events first, _process_events unregisters it then.
+            pass
         else:
             del self._fds[fd]
             self._poller.unregister(fd)

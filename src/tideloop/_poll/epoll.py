@@ -38,6 +38,10 @@ class EpollPoller:
 
     __slots__ = ("_epoll", "_epoll_poll", "_epfd", "_events")
 
+    #: The kernel drops a closed fd from the set by itself, so the loop may leave an fd
+    #: registered after its last reader/writer is removed (see Loop._drop_events).
+    lazy_unregister = True
+
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._epoll_poll = self._epoll.poll
