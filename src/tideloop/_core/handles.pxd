@@ -29,3 +29,8 @@ cpdef Handle new_handle(object callback, tuple args, object loop, object context
 cdef class TimerHandle(Handle):
     cdef public bint _scheduled
     cdef public double _when
+
+
+@cython.locals(timer=TimerHandle)
+cpdef TimerHandle new_timer_handle(double when, object callback, tuple args, object loop,
+                                   object context)

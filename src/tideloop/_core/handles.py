@@ -160,6 +160,28 @@ def new_handle(
     return handle
 
 
+def new_timer_handle(
+    when: float, callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+) -> TimerHandle:
+    """Make a TimerHandle for ``loop`` without ``__init__``; see new_handle."""
+    timer = TimerHandle.__new__(TimerHandle)
+    if context is None:
+        context = _copy_context()
+    timer._context = context
+    timer._loop = loop
+    timer._callback = callback
+    timer._args = args
+    timer._cancelled = False
+    timer._repr = None
+    if loop._debug:
+        timer._source_traceback = source_traceback()
+    else:
+        timer._source_traceback = None
+    timer._when = when
+    timer._scheduled = False
+    return timer
+
+
 class TimerHandle(Handle):
     """A Handle due at loop time ``_when``; ordered by ``_when`` for the loop's heap."""
 

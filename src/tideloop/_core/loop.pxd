@@ -2,7 +2,8 @@
 cimport cython
 
 from .._poll._libc cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
-from .handles cimport Handle, TimerHandle, new_handle
+from .handles cimport Handle, TimerHandle, new_handle, new_timer_handle
+from .timers cimport heap_pop, heap_push
 from .waker cimport Waker
 
 cdef int _MIN_SCHEDULED_TIMER_HANDLES
@@ -10,8 +11,6 @@ cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
 cdef double MAXIMUM_SELECT_TIMEOUT
 cdef int READ
 cdef int WRITE
-cdef object _heappush
-cdef object _heappop
 cdef object _heapify
 cdef object _monotonic
 cdef object _get_ident
@@ -72,6 +71,9 @@ cdef class Loop:
     @cython.locals(fd=int, mask=int, entry=FdEntry, handle=Handle, fds=dict)
     cdef _process_events(self, list events)
 
+    @cython.locals(timer=TimerHandle)
+    cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context,
+                              str method)
     cpdef _timer_handle_cancelled(self, TimerHandle handle)
     cpdef _add_callback(self, Handle handle)
 

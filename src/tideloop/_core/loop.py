@@ -45,7 +45,8 @@ from typing import Any
 
 from .._poll import default_poller_class
 from .._poll.constants import READ, WRITE
-from .handles import Handle, TimerHandle, new_handle
+from .handles import Handle, TimerHandle, new_handle, new_timer_handle
+from .timers import heap_pop, heap_push
 from .waker import Waker
 
 # asyncio's own tuning constants (base_events), kept equal so timer behaviour matches.
@@ -54,8 +55,6 @@ _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 MAXIMUM_SELECT_TIMEOUT = 24 * 3600
 DEBUG_STACK_DEPTH = 10
 
-_heappush = heapq.heappush
-_heappop = heapq.heappop
 _heapify = heapq.heapify
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
@@ -314,7 +313,7 @@ class Loop:
                 if not timer._cancelled:
                     break
                 self._timer_cancelled_count -= 1
-                _heappop(scheduled)
+                heap_pop(scheduled)
                 timer._scheduled = False
 
         ready = self._ready
@@ -340,7 +339,7 @@ class Loop:
                 timer = scheduled[0]
                 if timer._when >= end_time:
                     break
-                _heappop(scheduled)
+                heap_pop(scheduled)
                 timer._scheduled = False
                 ready.append(timer)
 
@@ -438,7 +437,7 @@ class Loop:
         """Arrange for callback(*args) to run ``delay`` seconds from now."""
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(_now() + delay, callback, *args, context=context)
+        return self._call_at(_now() + delay, callback, args, context, "call_later")
 
     def call_at(
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
@@ -446,12 +445,18 @@ class Loop:
         """Arrange for callback(*args) to run at loop time ``when``."""
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()
+        return self._call_at(when, callback, args, context, "call_at")
+
+    def _call_at(
+        self, when: float, callback: Callable[..., object], args: tuple, context: Any, method: str
+    ) -> TimerHandle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
         if self._debug:
             self._check_thread()
-            self._check_callback(callback, "call_at")
-        timer = TimerHandle(when, callback, args, self, context)
-        _heappush(self._scheduled, timer)
+            self._check_callback(callback, method)
+        timer = new_timer_handle(when, callback, args, self, context)
+        heap_push(self._scheduled, timer)
         timer._scheduled = True
         return timer
 
