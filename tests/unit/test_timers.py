@@ -6,6 +6,7 @@ import heapq
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tideloop._core.handles import TimerHandle, new_timer_handle
 from tideloop._core.timers import heap_pop, heap_push
 

@@ -486,7 +486,9 @@ class Loop:
         """Create an asyncio.Future attached to this loop."""
         return _Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: Any = None, context: Any = None, **kwargs: Any) -> Any:
+    def create_task(
+        self, coro: Any, *, name: Any = None, context: Any = None, **kwargs: Any
+    ) -> Any:
         """Schedule a coroutine as an asyncio.Task (or the task factory's product).
 
         Extra keywords (e.g. eager_start on 3.12+) go to Task or the factory unchanged, so the
