@@ -4,7 +4,7 @@ One pass of the loop (``_run_once``), as in asyncio:
 
 1. drop cancelled timers from the top of the heap (or rebuild it when over half are cancelled);
 2. poll, with timeout 0 if callbacks are ready or the loop is stopping, else until the nearest
-   timer (capped at a day), else forever;
+   timer (capped at a day), else forever (a zero-timeout poll is skipped when no fd is watched);
 3. turn readiness into ready callbacks (readers/writers added with add_reader/add_writer);
 4. move timers due by ``time() + clock_resolution`` to the ready queue;
 5. run exactly the callbacks that were ready at this point; those they schedule wait a pass.
@@ -329,9 +329,12 @@ class Loop:
         else:
             timeout = -1.0  # block until an event
 
-        events = self._poller.poll(timeout if timeout >= 0.0 else None)
-        if events:
-            self._process_events(events)
+        if timeout != 0.0 or self._fds:
+            events = self._poller.poll(timeout if timeout >= 0.0 else None)
+            if events:
+                self._process_events(events)
+        # else: callbacks are ready and no fd is watched, so a zero-timeout poll could only
+        # report the waker, which the next blocking poll drains anyway: skip the syscall.
 
         if scheduled:
             end_time = _now() + self._clock_resolution
