@@ -4,6 +4,7 @@ cimport cython
 from .._poll._libc cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
 from .handles cimport Handle, TimerHandle, new_handle, new_timer_handle
 from .timers cimport heap_pop, heap_push
+from .watcher cimport IOWatcher
 from .waker cimport Waker
 
 cdef int _MIN_SCHEDULED_TIMER_HANDLES
@@ -56,6 +57,7 @@ cdef class Loop:
     cdef bint _lazy_unregister
     cdef public Waker _waker
     cdef public int _waker_fd
+    cdef public object _transports
 
     cpdef _check_closed(self)
 
@@ -71,6 +73,9 @@ cdef class Loop:
     @cython.locals(fd=int, mask=int, entry=FdEntry, handle=Handle, fds=dict)
     cdef _process_events(self, list events)
 
+    @cython.locals(t0=double, dt=double)
+    cdef _dispatch(self, IOWatcher watcher, bint readable)
+
     @cython.locals(timer=TimerHandle)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context,
                               str method)
@@ -78,9 +83,9 @@ cdef class Loop:
     cpdef _add_callback(self, Handle handle)
 
     @cython.locals(entry=FdEntry)
-    cpdef _add_reader(self, int fd, Handle handle)
+    cpdef _add_reader(self, int fd, object handle)
     @cython.locals(entry=FdEntry)
-    cpdef _add_writer(self, int fd, Handle handle)
+    cpdef _add_writer(self, int fd, object handle)
     @cython.locals(entry=FdEntry)
     cpdef bint _remove_reader(self, int fd)
     @cython.locals(entry=FdEntry)

@@ -47,6 +47,7 @@ from .._poll import default_poller_class
 from .._poll.constants import READ, WRITE
 from .handles import Handle, TimerHandle, new_handle, new_timer_handle
 from .timers import heap_pop, heap_push
+from .watcher import IOWatcher
 from .waker import Waker
 
 # asyncio's own tuning constants (base_events), kept equal so timer behaviour matches.
@@ -118,7 +119,7 @@ def _fileobj_to_fd(fileobj: Any) -> int:
 
 
 class FdEntry:
-    """What the loop watches one fd for: a reader and/or a writer handle."""
+    """What the loop watches one fd for: a reader and a writer, each a Handle or an IOWatcher."""
 
     __slots__ = ("reader", "writer", "events")
 
@@ -153,6 +154,8 @@ class Loop:
         self._debug = False
         self.set_debug(_coroutines._is_debug_mode())
         self._fds = {}
+        # fd -> the transport that owns it (asyncio's loop._transports, weak values).
+        self._transports = weakref.WeakValueDictionary()
         self._poller = poller if poller is not None else default_poller_class()()
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
         self._waker = Waker()
@@ -253,9 +256,9 @@ class Loop:
             self._default_executor = None
             executor.shutdown(wait=False)
         for entry in self._fds.values():
-            if entry.reader is not None:
+            if isinstance(entry.reader, Handle):
                 entry.reader.cancel()
-            if entry.writer is not None:
+            if isinstance(entry.writer, Handle):
                 entry.writer.cancel()
         self._fds.clear()
         self._poller.close()
@@ -397,13 +400,49 @@ class Loop:
                 self._poller.unregister(fd)
                 continue
             if mask & READ:
-                handle = entry.reader
-                if handle is not None and not handle._cancelled:
-                    ready.append(handle)
+                reader = entry.reader
+                if reader is not None:
+                    if isinstance(reader, Handle):
+                        handle = reader
+                        if not handle._cancelled:
+                            ready.append(handle)
+                    else:
+                        self._dispatch(reader, True)
             if mask & WRITE:
-                handle = entry.writer
-                if handle is not None and not handle._cancelled:
-                    ready.append(handle)
+                # Read entry.writer only now: the reader may have closed its transport.
+                writer = entry.writer
+                if writer is not None:
+                    if isinstance(writer, Handle):
+                        handle = writer
+                        if not handle._cancelled:
+                            ready.append(handle)
+                    else:
+                        self._dispatch(writer, False)
+
+    def _dispatch(self, watcher: IOWatcher, readable: bool) -> None:
+        """Call a watcher inline; report (never propagate) what escapes it, as Handle._run."""
+        t0 = 0.0
+        if self._debug:
+            t0 = _now()
+        try:
+            if readable:
+                watcher._on_readable()
+            else:
+                watcher._on_writable()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.call_exception_handler(
+                {
+                    "message": "Exception in I/O callback of " + repr(watcher),
+                    "exception": exc,
+                }
+            )
+        if self._debug:
+            dt = _now() - t0
+            if dt >= self.slow_callback_duration:
+                what = "reading" if readable else "writing"
+                _logger().warning("Executing %r (%s) took %.3f seconds", watcher, what, dt)
 
     # ---------------------------------------------------------------- callbacks
 
@@ -761,9 +800,13 @@ class Loop:
         return self._remove_writer(fd)
 
     def _ensure_fd_no_transport(self, fd: Any) -> None:
-        """Raise RuntimeError if a transport owns fd (transports register themselves here)."""
+        """Raise RuntimeError if a transport that is not closing owns fd (as asyncio)."""
+        transport = self._transports.get(fd)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
-    def _add_reader(self, fd: int, handle: Handle) -> None:
+    def _add_reader(self, fd: int, handle: Any) -> None:
+        """Watch fd for reading with a Handle (queued) or an IOWatcher (called inline)."""
         self._check_closed()
         entry = self._fds.get(fd)
         if entry is None:
@@ -775,11 +818,12 @@ class Loop:
             if not entry.events & READ:
                 self._poller.modify(fd, entry.events | READ)
                 entry.events |= READ
-            if entry.reader is not None:
+            if isinstance(entry.reader, Handle):
                 entry.reader.cancel()
         entry.reader = handle
 
-    def _add_writer(self, fd: int, handle: Handle) -> None:
+    def _add_writer(self, fd: int, handle: Any) -> None:
+        """Watch fd for writing with a Handle (queued) or an IOWatcher (called inline)."""
         self._check_closed()
         entry = self._fds.get(fd)
         if entry is None:
@@ -791,7 +835,7 @@ class Loop:
             if not entry.events & WRITE:
                 self._poller.modify(fd, entry.events | WRITE)
                 entry.events |= WRITE
-            if entry.writer is not None:
+            if isinstance(entry.writer, Handle):
                 entry.writer.cancel()
         entry.writer = handle
 
@@ -801,7 +845,8 @@ class Loop:
         entry = self._fds.get(fd)
         if entry is None or entry.reader is None:
             return False
-        entry.reader.cancel()
+        if isinstance(entry.reader, Handle):
+            entry.reader.cancel()
         entry.reader = None
         self._drop_events(fd, entry, READ)
         return True
@@ -812,7 +857,8 @@ class Loop:
         entry = self._fds.get(fd)
         if entry is None or entry.writer is None:
             return False
-        entry.writer.cancel()
+        if isinstance(entry.writer, Handle):
+            entry.writer.cancel()
         entry.writer = None
         self._drop_events(fd, entry, WRITE)
         return True

@@ -1,0 +1,3 @@
+cdef class IOWatcher:
+    cpdef _on_readable(self)
+    cpdef _on_writable(self)
