@@ -172,8 +172,11 @@ def write_failures(path, failures, version, loop) -> int:
             added += 1
     if new_lines:
         stamp = datetime.date.today().isoformat()
-        lines += ["", f"# --- added by run.py --write-expected on {stamp} "
-                      f"(python {vtag}, --loop {loop}); replace every TODO with a reason ---"]
+        lines += [
+            "",
+            f"# --- added by run.py --write-expected on {stamp} "
+            f"(python {vtag}, --loop {loop}); replace every TODO with a reason ---",
+        ]
         lines += new_lines
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -16,9 +16,10 @@ from test.test_asyncio import utils as test_utils
 
 def _check(case, loop):
     impl = _substitute.IMPL
-    case.assertTrue(impl.is_impl_loop(loop),
-                    f"running on {type(loop).__module__}.{type(loop).__qualname__}, "
-                    f"not on {impl.name}")
+    case.assertTrue(
+        impl.is_impl_loop(loop),
+        f"running on {type(loop).__module__}.{type(loop).__qualname__}, not on {impl.name}",
+    )
     if impl.name == "tideloop":
         case.assertIsInstance(loop, impl.mod.EventLoop)
         case.assertNotIsInstance(loop, asyncio.BaseEventLoop)
@@ -86,6 +87,7 @@ class TestUtilsCase(test_utils.TestCase):
     def test_new_test_loop_with_fake_clock_is_skipped(self):
         def gen():
             yield
+
         with self.assertRaises(unittest.SkipTest) as cm:
             self.new_test_loop(gen)
         self.assertTrue(str(cm.exception).startswith(_substitute.WHITEBOX_PREFIX))

@@ -31,60 +31,119 @@ RUN, LATER, EXCLUDED = "run", "later", "excluded"
 # name: (status, version spec or None, one-line reason)
 MODULES: dict[str, tuple[str, str | None, str]] = {
     # --- in scope -------------------------------------------------------------------
-    "test_tasks": (RUN, None, "Task/gather/wait/shield on the loop; TestLoop fake-clock "
-                   "tests are skipped at run time (white-box)"),
-    "test_futures": (RUN, None, "Future callbacks, exception handler and debug tracebacks "
-                     "go through the loop; TestLoop fake-clock tests skipped at run time"),
+    "test_tasks": (
+        RUN,
+        None,
+        "Task/gather/wait/shield on the loop; TestLoop fake-clock "
+        "tests are skipped at run time (white-box)",
+    ),
+    "test_futures": (
+        RUN,
+        None,
+        "Future callbacks, exception handler and debug tracebacks "
+        "go through the loop; TestLoop fake-clock tests skipped at run time",
+    ),
     "test_futures2": (RUN, None, "IsolatedAsyncioTestCase"),
     "test_locks": (RUN, None, "IsolatedAsyncioTestCase"),
     "test_queues": (RUN, None, "IsolatedAsyncioTestCase"),
     "test_timeouts": (RUN, None, "IsolatedAsyncioTestCase"),
     "test_taskgroups": (RUN, None, "IsolatedAsyncioTestCase"),
-    "test_runners": (RUN, None, "asyncio.run/Runner; its mocked BaseEventLoop factory is "
-                     "replaced by the loop under test (adapter)"),
+    "test_runners": (
+        RUN,
+        None,
+        "asyncio.run/Runner; its mocked BaseEventLoop factory is "
+        "replaced by the loop under test (adapter)",
+    ),
     "test_waitfor": (RUN, None, "IsolatedAsyncioTestCase"),
-    "test_pep492": (RUN, None, "its mocked BaseEventLoop is replaced by the loop under "
-                    "test (adapter)"),
+    "test_pep492": (
+        RUN,
+        None,
+        "its mocked BaseEventLoop is replaced by the loop under test (adapter)",
+    ),
     "test_context": (RUN, None, "asyncio.run"),
     "test_threads": (RUN, None, "to_thread via the loop's default executor"),
-    "test_sock_lowlevel": (RUN, None, "loop.sock_* API; the per-selector classes become one "
-                           "class on the loop under test (adapter)"),
-    "test_events": (RUN, None, "the loop API; the per-selector classes become one class per "
-                    "mixin on the loop under test (adapter)"),
-    "test_eager_task_factory": (RUN, "3.12+", "task factories and eager_start through "
-                                "loop.create_task"),
+    "test_sock_lowlevel": (
+        RUN,
+        None,
+        "loop.sock_* API; the per-selector classes become one "
+        "class on the loop under test (adapter)",
+    ),
+    "test_events": (
+        RUN,
+        None,
+        "the loop API; the per-selector classes become one class per "
+        "mixin on the loop under test (adapter)",
+    ),
+    "test_eager_task_factory": (
+        RUN,
+        "3.12+",
+        "task factories and eager_start through loop.create_task",
+    ),
     "test_staggered": (RUN, "3.13+", "IsolatedAsyncioTestCase"),
-    "test_free_threading": (RUN, "3.14+", "tasks across threads via Runner (absent in "
-                            "3.11-3.13, not yet validated)"),
+    "test_free_threading": (
+        RUN,
+        "3.14+",
+        "tasks across threads via Runner (absent in 3.11-3.13, not yet validated)",
+    ),
     # --- black-box, waiting for a tideloop feature -----------------------------------
-    "test_buffered_proto": (LATER, None, "later issue 3: transports (BufferedProtocol over "
-                            "TCP)"),
-    "test_server": (LATER, None, "later issue 3: transports (Server objects, "
-                    "start_serving, unix server cleanup)"),
-    "test_sendfile": (LATER, None, "later issue 3: transports (loop.sendfile / "
-                      "sock_sendfile)"),
+    "test_buffered_proto": (LATER, None, "later issue 3: transports (BufferedProtocol over TCP)"),
+    "test_server": (
+        LATER,
+        None,
+        "later issue 3: transports (Server objects, start_serving, unix server cleanup)",
+    ),
+    "test_sendfile": (LATER, None, "later issue 3: transports (loop.sendfile / sock_sendfile)"),
     "test_streams": (LATER, None, "later issue 4: streams"),
     "test_ssl": (LATER, None, "later issue 5: TLS"),
-    "test_sslproto": (LATER, None, "later issue 5: TLS (start_tls); its "
-                      "SslProtoHandshakeTests are white-box (asyncio.sslproto internals)"),
-    "test_subprocess": (LATER, None, "later issue 6: subprocess (also white-box parts: "
-                        "child watchers, BaseSubprocessTransport with TestLoop)"),
+    "test_sslproto": (
+        LATER,
+        None,
+        "later issue 5: TLS (start_tls); its "
+        "SslProtoHandshakeTests are white-box (asyncio.sslproto internals)",
+    ),
+    "test_subprocess": (
+        LATER,
+        None,
+        "later issue 6: subprocess (also white-box parts: "
+        "child watchers, BaseSubprocessTransport with TestLoop)",
+    ),
     # --- out of scope -----------------------------------------------------------------
-    "test_base_events": (EXCLUDED, None, "white-box: BaseEventLoop internals (_run_once, "
-                         "_selector, _ready) with mocks and TestLoop"),
-    "test_selector_events": (EXCLUDED, None, "white-box: BaseSelectorEventLoop and "
-                             "_Selector*Transport internals with mocked selector/sockets"),
-    "test_proactor_events": (EXCLUDED, None, "white-box: Windows proactor loop/transport "
-                             "internals with a mocked proactor"),
-    "test_unix_events": (EXCLUDED, None, "white-box: _UnixSelectorEventLoop signal/pipe "
-                         "internals, child watchers, unix transports with mocks/TestLoop"),
+    "test_base_events": (
+        EXCLUDED,
+        None,
+        "white-box: BaseEventLoop internals (_run_once, _selector, _ready) with mocks and TestLoop",
+    ),
+    "test_selector_events": (
+        EXCLUDED,
+        None,
+        "white-box: BaseSelectorEventLoop and "
+        "_Selector*Transport internals with mocked selector/sockets",
+    ),
+    "test_proactor_events": (
+        EXCLUDED,
+        None,
+        "white-box: Windows proactor loop/transport internals with a mocked proactor",
+    ),
+    "test_unix_events": (
+        EXCLUDED,
+        None,
+        "white-box: _UnixSelectorEventLoop signal/pipe "
+        "internals, child watchers, unix transports with mocks/TestLoop",
+    ),
     "test_windows_events": (EXCLUDED, None, "Windows only (ProactorEventLoop, IOCP)"),
     "test_windows_utils": (EXCLUDED, None, "Windows only (asyncio.windows_utils)"),
-    "test_protocols": (EXCLUDED, None, "loop-free: asyncio's Protocol ABCs' default "
-                       "methods"),
-    "test_transports": (EXCLUDED, None, "loop-free: asyncio's transport ABCs and "
-                        "_FlowControlMixin (white-box)"),
+    "test_protocols": (EXCLUDED, None, "loop-free: asyncio's Protocol ABCs' default methods"),
+    "test_transports": (
+        EXCLUDED,
+        None,
+        "loop-free: asyncio's transport ABCs and _FlowControlMixin (white-box)",
+    ),
 }
+
+# In-scope modules allowed to run tests without creating a loop under test (run.py fails a
+# module that does, because it means the substitution missed it): name -> reason.  Empty:
+# every in-scope module creates loops.
+LOOP_FREE: dict[str, str] = {}
 
 # Not test modules.
 NON_TEST = {"__init__", "__main__", "echo", "echo2", "echo3", "functional", "utils"}
@@ -95,18 +154,31 @@ CLASS_EXCLUSIONS: list[tuple[str, str | None, str]] = [
     # so their passes would only inflate the count.  Whole classes that need TestLoop's
     # fake clock do not exist in the in-scope modules; single tests that do are skipped at
     # run time (the "wb" column).
-    ("test_events.TimerTests", None,
-     "loop-free: asyncio.TimerHandle objects with a mock loop (tideloop has its own)"),
-    ("test_tasks.PyIntrospectionTests", None,
-     "loop-free: asyncio's task registry (_register_task/_enter_task) with mock loops"),
-    ("test_tasks.CIntrospectionTests", None,
-     "loop-free: asyncio's task registry (_register_task/_enter_task) with mock loops"),
-    ("test_tasks.GenericTaskTests", None,
-     "loop-free: Task subclasses Future; the _asyncio C module imports"),
+    (
+        "test_events.TimerTests",
+        None,
+        "loop-free: asyncio.TimerHandle objects with a mock loop (tideloop has its own)",
+    ),
+    (
+        "test_tasks.PyIntrospectionTests",
+        None,
+        "loop-free: asyncio's task registry (_register_task/_enter_task) with mock loops",
+    ),
+    (
+        "test_tasks.CIntrospectionTests",
+        None,
+        "loop-free: asyncio's task registry (_register_task/_enter_task) with mock loops",
+    ),
+    (
+        "test_tasks.GenericTaskTests",
+        None,
+        "loop-free: Task subclasses Future; the _asyncio C module imports",
+    ),
 ]
 
 
 # --------------------------------------------------------------------------- adapters
+
 
 class AdapterError(RuntimeError):
     pass
@@ -115,8 +187,10 @@ class AdapterError(RuntimeError):
 def _need(mod, *names):
     missing = [n for n in names if not hasattr(mod, n)]
     if missing:
-        raise AdapterError(f"{mod.__name__}: expected {missing} (CPython changed; update "
-                           f"tests/conformance/_scope.py)")
+        raise AdapterError(
+            f"{mod.__name__}: expected {missing} (CPython changed; update "
+            f"tests/conformance/_scope.py)"
+        )
     return [getattr(mod, n) for n in names]
 
 
@@ -127,59 +201,83 @@ def _drop_concrete(mod, names, hook):
         cls = getattr(mod, name, None)
         if cls is None:
             continue
-        if not (isinstance(cls, type) and issubclass(cls, unittest.TestCase)
-                and hook in vars(cls)):
+        if not (isinstance(cls, type) and issubclass(cls, unittest.TestCase) and hook in vars(cls)):
             raise AdapterError(f"{mod.__name__}.{name} is not a TestCase defining {hook}")
         delattr(mod, name)
         dropped.append(name)
     if not dropped:
         raise AdapterError(f"{mod.__name__}: none of {names} found")
-    leftovers = [n for n, v in vars(mod).items()
-                 if isinstance(v, type) and issubclass(v, unittest.TestCase)
-                 and hook in vars(v) and v.__module__ == mod.__name__]
+    leftovers = [
+        n
+        for n, v in vars(mod).items()
+        if isinstance(v, type)
+        and issubclass(v, unittest.TestCase)
+        and hook in vars(v)
+        and v.__module__ == mod.__name__
+    ]
     if leftovers:
         raise AdapterError(f"{mod.__name__}: unexpected classes with {hook}: {leftovers}")
     return dropped
 
 
 def _generate(mod, name, bases, namespace):
-    cls = type(name, tuple(bases), dict(namespace, __module__=mod.__name__,
-                                        __qualname__=name))
+    cls = type(name, tuple(bases), dict(namespace, __module__=mod.__name__, __qualname__=name))
     setattr(mod, name, cls)
     return cls
 
 
-STOCK_SELECTOR_CLASSES = ["SelectEventLoopTests", "EPollEventLoopTests",
-                          "PollEventLoopTests", "KqueueEventLoopTests",
-                          "ProactorEventLoopTests"]
+STOCK_SELECTOR_CLASSES = [
+    "SelectEventLoopTests",
+    "EPollEventLoopTests",
+    "PollEventLoopTests",
+    "KqueueEventLoopTests",
+    "ProactorEventLoopTests",
+]
 
 
 def _adapt_test_events(mod, sub):
     from test.test_asyncio import utils as test_utils
+
     EventLoopTestsMixin, SubprocessTestsMixin = _need(
-        mod, "EventLoopTestsMixin", "SubprocessTestsMixin")
+        mod, "EventLoopTestsMixin", "SubprocessTestsMixin"
+    )
     _drop_concrete(mod, STOCK_SELECTOR_CLASSES, "create_event_loop")
     # The stock classes mix in UnixEventLoopTestsMixin, which attaches a (deprecated)
     # asyncio SafeChildWatcher to the loop; a loop's subprocess support must not need it,
     # so the generated classes leave it out (asyncio then uses the policy's default).
-    _generate(mod, "EventLoopTests", [EventLoopTestsMixin, test_utils.TestCase],
-              {"create_event_loop": lambda self: sub.counted_factory()})
+    _generate(
+        mod,
+        "EventLoopTests",
+        [EventLoopTestsMixin, test_utils.TestCase],
+        {"create_event_loop": lambda self: sub.counted_factory()},
+    )
     # SubprocessTestsMixin relies on EventLoopTestsMixin's setUp/tearDown (which use
     # super(), so they cannot be borrowed): inherit both and hide the loop tests, which
     # EventLoopTests runs.
-    hidden = {n: None for n in dir(EventLoopTestsMixin)
-              if n.startswith("test") and not hasattr(SubprocessTestsMixin, n)}
-    _generate(mod, "SubprocessTests",
-              [SubprocessTestsMixin, EventLoopTestsMixin, test_utils.TestCase],
-              dict(hidden, create_event_loop=lambda self: sub.counted_factory()))
+    hidden = {
+        n: None
+        for n in dir(EventLoopTestsMixin)
+        if n.startswith("test") and not hasattr(SubprocessTestsMixin, n)
+    }
+    _generate(
+        mod,
+        "SubprocessTests",
+        [SubprocessTestsMixin, EventLoopTestsMixin, test_utils.TestCase],
+        dict(hidden, create_event_loop=lambda self: sub.counted_factory()),
+    )
 
 
 def _adapt_test_sock_lowlevel(mod, sub):
     from test.test_asyncio import utils as test_utils
+
     (BaseSockTestsMixin,) = _need(mod, "BaseSockTestsMixin")
     _drop_concrete(mod, STOCK_SELECTOR_CLASSES, "create_event_loop")
-    _generate(mod, "SockTests", [BaseSockTestsMixin, test_utils.TestCase],
-              {"create_event_loop": lambda self: sub.counted_factory()})
+    _generate(
+        mod,
+        "SockTests",
+        [BaseSockTestsMixin, test_utils.TestCase],
+        {"create_event_loop": lambda self: sub.counted_factory()},
+    )
 
 
 def _adapt_test_runners(mod, sub):
@@ -195,8 +293,9 @@ def _adapt_test_runners(mod, sub):
         self.shutdown_ag_run = True
         await sub.IMPL.loop_class.shutdown_asyncgens(self)
 
-    factory = sub.make_loop_subclass("RunnersTestLoop", {
-        "shutdown_ag_run": False, "shutdown_asyncgens": shutdown_asyncgens})
+    factory = sub.make_loop_subclass(
+        "RunnersTestLoop", {"shutdown_ag_run": False, "shutdown_asyncgens": shutdown_asyncgens}
+    )
     BaseTest.new_loop = lambda self: factory()
 
 
@@ -204,6 +303,7 @@ def _adapt_test_pep492(mod, sub):
     """BaseTest.setUp builds a BaseEventLoop with a mocked selector; use the loop under
     test instead."""
     from test.test_asyncio import utils as test_utils
+
     (BaseTest,) = _need(mod, "BaseTest")
     if "setUp" not in vars(BaseTest):
         raise AdapterError("test_pep492.BaseTest.setUp not found")
@@ -212,26 +312,34 @@ def _adapt_test_pep492(mod, sub):
         test_utils.TestCase.setUp(self)
         self.loop = sub.counted_factory()
         self.set_event_loop(self.loop)
+
     BaseTest.setUp = setUp
 
 
 def _adapt_new_loop_hooks(*class_names):
     """functional.FunctionalTestCaseMixin classes: new_loop() returns the loop under
     test.  Used by LATER modules."""
+
     def adapt(mod, sub):
         for name in class_names:
             cls = getattr(mod, name, None)
             if cls is not None:
                 cls.new_loop = lambda self: sub.counted_factory()
+
     return adapt
 
 
 def _adapt_test_sendfile(mod, sub):
     from test.test_asyncio import utils as test_utils
+
     (SendfileTestsBase,) = _need(mod, "SendfileTestsBase")
     _drop_concrete(mod, STOCK_SELECTOR_CLASSES, "create_event_loop")
-    _generate(mod, "SendfileTests", [SendfileTestsBase, test_utils.TestCase],
-              {"create_event_loop": lambda self: sub.counted_factory()})
+    _generate(
+        mod,
+        "SendfileTests",
+        [SendfileTestsBase, test_utils.TestCase],
+        {"create_event_loop": lambda self: sub.counted_factory()},
+    )
 
 
 ADAPTERS = {

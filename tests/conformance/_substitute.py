@@ -50,8 +50,10 @@ import unittest
 import warnings
 
 WHITEBOX_PREFIX = "white-box (harness):"
-TESTLOOP_SKIP = (WHITEBOX_PREFIX + " uses test_utils.TestLoop's fake clock "
-                 "(BaseEventLoop subclass; cannot run on another loop)")
+TESTLOOP_SKIP = (
+    WHITEBOX_PREFIX + " uses test_utils.TestLoop's fake clock "
+    "(BaseEventLoop subclass; cannot run on another loop)"
+)
 
 
 class _Stats:
@@ -65,7 +67,7 @@ class _Stats:
 STATS = _Stats()
 _tls = threading.local()
 
-IMPL = None          # the installed _Impl, for _sanity.py and the adapters
+IMPL = None  # the installed _Impl, for _sanity.py and the adapters
 counted_factory = None  # () -> new loop of the implementation under test, counted
 
 
@@ -91,6 +93,7 @@ class _TideloopImpl(_Impl):
 
     def __init__(self) -> None:
         import tideloop  # the installed package, unless --src put src/ first
+
         self.mod = tideloop
         self.loop_class = tideloop.EventLoop
         self.policy_class = tideloop.EventLoopPolicy
@@ -98,15 +101,18 @@ class _TideloopImpl(_Impl):
         self.compiled = getattr(tideloop, "COMPILED", None)
         self.origin = os.path.dirname(getattr(tideloop, "__file__", "") or "?")
         if issubclass(self.loop_class, asyncio.base_events.BaseEventLoop):
-            raise RuntimeError("tideloop.EventLoop subclasses asyncio.BaseEventLoop: the "
-                               "harness could not tell it from stock loops")
+            raise RuntimeError(
+                "tideloop.EventLoop subclasses asyncio.BaseEventLoop: the "
+                "harness could not tell it from stock loops"
+            )
 
     def raw_new_event_loop(self):
         return self.mod.new_event_loop()
 
     def is_impl_loop(self, loop) -> bool:
-        return (isinstance(loop, self.loop_class)
-                and not isinstance(loop, asyncio.base_events.BaseEventLoop))
+        return isinstance(loop, self.loop_class) and not isinstance(
+            loop, asyncio.base_events.BaseEventLoop
+        )
 
 
 class _AsyncioImpl(_Impl):
@@ -146,6 +152,7 @@ def _make_counted_factory(impl: _Impl):
             _tls.depth -= 1
         _note(loop)
         return loop
+
     new_event_loop.__qualname__ = new_event_loop.__name__ = f"{impl.name}_new_event_loop"
     return new_event_loop
 
@@ -163,11 +170,15 @@ def _make_policy_class(impl: _Impl) -> type:
         return loop
 
     try:
-        return type(base.__name__, (base,), {
-            "new_event_loop": new_event_loop,
-            "__module__": __name__,
-            "__doc__": f"{base.__module__}.{base.__qualname__}, counting the loops it makes",
-        })
+        return type(
+            base.__name__,
+            (base,),
+            {
+                "new_event_loop": new_event_loop,
+                "__module__": __name__,
+                "__doc__": f"{base.__module__}.{base.__qualname__}, counting the loops it makes",
+            },
+        )
     except TypeError:  # a final (compiled) class: delegate instead of inheriting
         pass
 
@@ -213,6 +224,7 @@ def _patch_base_event_loop_init() -> None:
 def _patch_test_utils(test_utils) -> None:
     """Adapt CPython's test_asyncio.utils.TestCase (see the module docstring)."""
     from test import support
+
     TestCase = test_utils.TestCase
 
     def new_test_loop(self, gen=None):
@@ -254,8 +266,7 @@ def _patch_test_utils(test_utils) -> None:
             for thread in list(watcher._threads.values()):
                 thread.join(timeout=support.SHORT_TIMEOUT)
                 if thread.is_alive():
-                    raise RuntimeError(f"thread {thread} still alive: "
-                                       "subprocess still running")
+                    raise RuntimeError(f"thread {thread} still alive: subprocess still running")
 
     TestCase.new_test_loop = new_test_loop
     TestCase.close_loop = staticmethod(close_loop)
@@ -264,6 +275,7 @@ def _patch_test_utils(test_utils) -> None:
 def cap_support_timeouts(per_test_timeout: float) -> None:
     """Like regrtest --timeout: the tests' own waits end before the harness kills them."""
     from test import support
+
     support.LONG_TIMEOUT = min(support.LONG_TIMEOUT, per_test_timeout * 0.75)
     support.SHORT_TIMEOUT = min(support.SHORT_TIMEOUT, per_test_timeout / 4)
     support.LOOPBACK_TIMEOUT = min(support.LOOPBACK_TIMEOUT, support.SHORT_TIMEOUT)
@@ -298,6 +310,7 @@ def install(name: str) -> _Impl:
         asyncio.set_event_loop_policy(policy_class())
 
     from test.test_asyncio import utils as test_utils
+
     _patch_test_utils(test_utils)
     return impl
 
@@ -315,4 +328,5 @@ def make_loop_subclass(name: str, namespace: dict):
             _tls.depth -= 1
         _note(loop)
         return loop
+
     return factory

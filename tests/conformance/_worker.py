@@ -45,7 +45,7 @@ def emit(**event) -> None:
 def short_id(test) -> str:
     tid = test.id()
     if tid.startswith(PREFIX):
-        tid = tid[len(PREFIX):]
+        tid = tid[len(PREFIX) :]
     # unittest's _ErrorHolder: "setUpClass (test.test_asyncio.test_x.Class)"
     m = re.match(r"^(\w+) \((?:test\.test_asyncio\.)?([\w.]+)\)$", tid)
     if m:
@@ -91,8 +91,13 @@ class Result(unittest.TestResult):
 
     def startTest(self, test):
         tid = short_id(test)
-        self.cur = {"id": tid, "parts": [], "t0": time.monotonic(),
-                    "impl0": self.stats.impl, "stock0": self.stats.stock}
+        self.cur = {
+            "id": tid,
+            "parts": [],
+            "t0": time.monotonic(),
+            "impl0": self.stats.impl,
+            "stock0": self.stats.stock,
+        }
         emit(ev="start", id=tid)
         self._arm()
         super().startTest(test)
@@ -109,19 +114,30 @@ class Result(unittest.TestResult):
                 break
         else:
             outcome = "pass"
-        emit(ev="result", id=cur["id"], outcome=outcome,
-             detail="\n".join(d for k, d in cur["parts"] if k in ("error", "fail"))[:20000],
-             skip_reason=next((d for k, d in cur["parts"] if k == "skip"), None),
-             impl_loops=self.stats.impl - cur["impl0"],
-             stock_loops=self.stats.stock - cur["stock0"],
-             duration=round(time.monotonic() - cur["t0"], 3))
+        emit(
+            ev="result",
+            id=cur["id"],
+            outcome=outcome,
+            detail="\n".join(d for k, d in cur["parts"] if k in ("error", "fail"))[:20000],
+            skip_reason=next((d for k, d in cur["parts"] if k == "skip"), None),
+            impl_loops=self.stats.impl - cur["impl0"],
+            stock_loops=self.stats.stock - cur["stock0"],
+            duration=round(time.monotonic() - cur["t0"], 3),
+        )
 
     def _part(self, test, kind, detail):
         if self.cur is None or self.cur["id"] != short_id(test):
             # class/module fixture errors arrive without startTest
-            emit(ev="result", id=short_id(test), outcome=kind, detail=detail[:20000],
-                 skip_reason=detail if kind == "skip" else None,
-                 impl_loops=0, stock_loops=0, duration=0)
+            emit(
+                ev="result",
+                id=short_id(test),
+                outcome=kind,
+                detail=detail[:20000],
+                skip_reason=detail if kind == "skip" else None,
+                impl_loops=0,
+                stock_loops=0,
+                duration=0,
+            )
             return
         self.cur["parts"].append((kind, detail))
 
@@ -164,8 +180,10 @@ def main(spec_path: str) -> int:
     global _events
     with open(spec_path) as f:
         spec = json.load(f)
-    _events = open(spec["events"], "a", encoding="utf-8")
-    watchdog = open(spec["watchdog"], "w+", encoding="utf-8")
+    # Both stay open for the life of the process (faulthandler writes into the watchdog
+    # file from C when a test hangs or crashes), so no context manager.
+    _events = open(spec["events"], "a", encoding="utf-8")  # noqa: SIM115
+    watchdog = open(spec["watchdog"], "w+", encoding="utf-8")  # noqa: SIM115
     faulthandler.enable(file=watchdog, all_threads=True)
     timeout = float(spec["timeout"])
     faulthandler.dump_traceback_later(timeout, exit=True, file=watchdog)
@@ -182,9 +200,15 @@ def main(spec_path: str) -> int:
     except BaseException:
         emit(ev="fatal", phase="install", detail=traceback.format_exc())
         return 3
-    emit(ev="hello", python=sys.version.split()[0], impl=impl.name, impl_version=impl.version,
-         compiled=impl.compiled, origin=impl.origin,
-         loop_class=f"{impl.loop_class.__module__}.{impl.loop_class.__qualname__}")
+    emit(
+        ev="hello",
+        python=sys.version.split()[0],
+        impl=impl.name,
+        impl_version=impl.version,
+        compiled=impl.compiled,
+        origin=impl.origin,
+        loop_class=f"{impl.loop_class.__module__}.{impl.loop_class.__qualname__}",
+    )
 
     name = spec["module"]
     try:

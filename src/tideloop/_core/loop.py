@@ -14,8 +14,9 @@ through ``add_reader``/``add_writer`` and ``_add_callback``.
 
 Invariant: ``_thread_id`` is not None exactly while ``run_forever`` runs (``is_running()``).
 Invariant: ``_ready`` is one list for the loop's life, appended to by any thread (atomic under
-the GIL); a pass runs its first ``ntodo`` entries by index, then deletes them in one slice
-deletion (also atomic), so a handle appended meanwhile, from any thread, is never lost.
+the GIL); a pass runs its first ``ntodo`` entries by index (setting each slot to None before
+running it, so nothing outlives its callback), then deletes them in one slice deletion (also
+atomic), so a handle appended meanwhile, from any thread, is never lost.
 Invariant: ``_timer_cancelled_count`` counts cancelled handles still in ``_scheduled``.
 Invariant: every fd in ``_fds`` is registered with the poller for exactly ``entry.events``,
 the events of its non-None reader/writer; with a lazy poller (epoll) an entry may also sit
@@ -47,8 +48,8 @@ from .._poll import default_poller_class
 from .._poll.constants import READ, WRITE
 from .handles import Handle, TimerHandle, new_handle, new_timer_handle
 from .timers import heap_pop, heap_push
-from .watcher import IOWatcher
 from .waker import Waker
+from .watcher import IOWatcher
 
 # asyncio's own tuning constants (base_events), kept equal so timer behaviour matches.
 _MIN_SCHEDULED_TIMER_HANDLES = 100
@@ -358,12 +359,14 @@ class Loop:
             if self._debug:
                 while i < ntodo:
                     handle = ready[i]
+                    ready[i] = None  # drop the queue's reference before running (finalizers)
                     i += 1
                     if not handle._cancelled:
                         self._run_handle_debug(handle)
             else:
                 while i < ntodo:
                     handle = ready[i]
+                    ready[i] = None  # asyncio pops before running: objects die as promptly
                     i += 1
                     if not handle._cancelled:
                         handle._run()
@@ -383,6 +386,7 @@ class Loop:
                 _logger().warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
         finally:
             self._current_handle = None
+            handle = None  # a traceback holding this frame must not keep the handle alive
 
     def _process_events(self, events: list) -> None:
         fds = self._fds
