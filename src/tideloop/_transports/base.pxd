@@ -1,0 +1,31 @@
+from tideloop._core.loop cimport Loop
+from tideloop._core.watcher cimport IOWatcher
+
+cdef object _copy_context
+cdef Py_ssize_t _LOG_THRESHOLD_FOR_CONNLOST_WRITES
+
+
+cdef class TransportCore(IOWatcher):
+    cdef public Loop _loop
+    cdef public object _facade
+    cdef public object _protocol
+    cdef public object _sock
+    cdef public int _sock_fd
+    cdef public dict _extra
+    cdef public object _context
+    cdef public object _server
+    cdef public bint _closing
+    cdef public Py_ssize_t _conn_lost
+    cdef public bint _protocol_connected
+    cdef public bint _protocol_paused
+    cdef public Py_ssize_t _high_water
+    cdef public Py_ssize_t _low_water
+    cdef public Py_ssize_t _buffer_size
+
+    cpdef _maybe_pause_protocol(self)
+    cpdef _maybe_resume_protocol(self)
+    cpdef _write_after_conn_lost(self)
+    cpdef _clear_buffer(self)
+    cpdef _force_close(self, object exc)
+    cpdef _call_connection_lost(self, object exc)
+    cpdef _close_fd(self)

@@ -1,0 +1,228 @@
+"""What every fd-backed transport shares: extra info, flow control, and the closing protocol.
+
+Each transport is two objects (see docs in ``stream.py``):
+
+- a *core*, a ``TransportCore`` subclass (a Cython extension type when compiled): it owns the
+  fd, the write buffer and the state, and the loop calls it inline on readiness;
+- a *facade*, a small Python class deriving from ``asyncio.Transport`` (or another asyncio
+  transport class) whose methods forward to the core. Protocols only ever see the facade.
+
+Why two: asyncio's transport classes declare ``__slots__ = ('_extra',)``, which gives them an
+instance layout that no extension type can share, so a compiled class cannot inherit from
+them; yet ``isinstance(transport, asyncio.Transport)`` must hold (CPython's own tests assert
+it). The facade costs one forwarding call on the write path and nothing on the read path.
+
+The closing protocol, as asyncio's ``_SelectorTransport``:
+
+    open --close()--> closing --(buffer flushed)--> conn_lost --(next pass)--> closed
+    open/closing --abort()/fatal error--> conn_lost --(next pass)--> closed
+
+``connection_lost`` is called exactly once, on the pass after ``_conn_lost`` became non-zero,
+and only if ``connection_made`` was called. After it, ``_sock``, ``_protocol`` and ``_loop``
+are None.
+
+Invariant: ``_conn_lost > 0`` iff ``_call_connection_lost`` is scheduled or has run.
+Invariant: ``_closing`` is True once close(), abort() or a fatal error happened; never reset.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from asyncio import base_events as _base_events
+from asyncio import constants as _constants
+from typing import Any
+
+from .._core.watcher import IOWatcher
+
+_copy_context = contextvars.copy_context
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+
+
+def _logger() -> logging.Logger:
+    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
+    return _base_events.logger
+
+
+class TransportCore(IOWatcher):
+    """State and behaviour common to the stream, datagram and pipe transports' cores."""
+
+    __slots__ = (
+        "_loop",
+        "_facade",
+        "_protocol",
+        "_sock",
+        "_sock_fd",
+        "_extra",
+        "_context",
+        "_server",
+        "_closing",
+        "_conn_lost",
+        "_protocol_connected",
+        "_protocol_paused",
+        "_high_water",
+        "_low_water",
+        "_buffer_size",
+    )
+
+    def __init__(self, loop: Any, sock: Any, fd: int, extra: dict | None) -> None:
+        self._loop = loop
+        self._facade = None
+        self._protocol = None
+        self._sock = sock
+        self._sock_fd = fd
+        self._extra = {} if extra is None else dict(extra)
+        # Protocol callbacks made from readiness run in a copy of the creator's context, as
+        # asyncio's reader/writer handles do.
+        self._context = _copy_context()
+        self._server = None
+        self._closing = False
+        self._conn_lost = 0
+        self._protocol_connected = False
+        self._protocol_paused = False
+        self._buffer_size = 0
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+
+    # ------------------------------------------------------------------ basics
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffer_size
+
+    # ------------------------------------------------------------------ flow control
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the watermarks: pause_writing() above ``high``, resume_writing() at ``low``."""
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        if self._buffer_size <= self._high_water:
+            return
+        if not self._protocol_paused:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {
+                        "message": "protocol.pause_writing() failed",
+                        "exception": exc,
+                        "transport": self._facade,
+                        "protocol": self._protocol,
+                    }
+                )
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self._buffer_size <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler(
+                    {
+                        "message": "protocol.resume_writing() failed",
+                        "exception": exc,
+                        "transport": self._facade,
+                        "protocol": self._protocol,
+                    }
+                )
+
+    # ------------------------------------------------------------------ closing
+
+    def _write_after_conn_lost(self) -> None:
+        """Count a write to a lost connection; warn from the 5th on (asyncio's rule)."""
+        if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            _logger().warning("socket.send() raised exception.")
+        self._conn_lost += 1
+
+    def _clear_buffer(self) -> None:
+        """Drop buffered output (subclasses own the buffer)."""
+        self._buffer_size = 0
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        # Should be called from exception handler only.
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                _logger().debug("%r: %s", self._facade, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self._facade,
+                    "protocol": self._protocol,
+                }
+            )
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost:
+            return
+        if self._buffer_size:
+            self._clear_buffer()
+            self._loop._remove_writer(self._sock_fd)
+        if not self._closing:
+            self._closing = True
+            self._loop._remove_reader(self._sock_fd)
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._close_fd()
+            self._protocol = None
+            self._loop = None
+            server = self._server
+            if server is not None:
+                server._detach(self._facade)
+                self._server = None
+            # Break the core <-> facade cycle; the facade keeps its core (closed) for callers.
+            self._facade = None
+
+    def _close_fd(self) -> None:
+        """Close the owned socket or pipe (once)."""
+        sock = self._sock
+        self._sock = None
+        if sock is not None:
+            sock.close()
+
+    def _repr_state(self) -> str:
+        if self._sock is None:
+            return "closed"
+        if self._closing:
+            return "closing"
+        return ""

@@ -1,0 +1,41 @@
+cimport cython
+
+from .base cimport TransportCore
+
+cdef object _BufferedProtocol
+cdef object _set_result_unless_cancelled
+cdef bint _HAS_SENDMSG
+cdef Py_ssize_t _IOV_MAX
+cdef Py_ssize_t _MAX_SIZE
+cdef int _SHUT_WR
+
+
+cdef class StreamCore(TransportCore):
+    cdef public object _buffer
+    cdef public bint _paused
+    cdef public bint _eof
+    cdef public object _empty_waiter
+    cdef public bint _buffered
+    cdef public bint _reading
+
+    cpdef _start(self, object waiter)
+    cpdef _start_reading(self)
+    cpdef bint is_reading(self)
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)
+    cdef _stop_reading(self)
+    cpdef _on_readable(self)
+    cdef _read_ready__data_received(self)
+    cdef _read_ready__get_buffer(self)
+    cdef _read_ready__on_eof(self)
+    cpdef write(self, object data)
+    cdef _append(self, object data, Py_ssize_t sent)
+    cpdef writelines(self, object list_of_data)
+    @cython.locals(n=Py_ssize_t, size=Py_ssize_t, buffer=object)
+    cdef bint _flush(self) except -1
+    cpdef _on_writable(self)
+    cpdef _clear_buffer(self)
+    cpdef write_eof(self)
+    cpdef close(self)
+    cpdef _force_close(self, object exc)
+    cpdef _call_connection_lost(self, object exc)

@@ -1,0 +1,503 @@
+"""The stream-socket transport (TCP and Unix), serving Protocol and BufferedProtocol.
+
+Semantics are asyncio's ``_SelectorSocketTransport`` (3.12), names included:
+
+    start -> connection_made [-> data_received | buffer_updated]* [-> eof_received]?
+          -> connection_lost -> end
+
+- connection_made runs on the pass after creation; reading starts on the pass after that
+  (so a protocol that pauses reading in connection_made never sees data), then the waiter.
+- write() tries the socket at once and buffers only what the kernel did not take; the fd is
+  watched for writability only while the buffer is non-empty. writelines() joins into one
+  vectored ``sendmsg``. Buffered output is flushed by ``_on_writable`` with ``sendmsg`` too.
+- pause_writing() when the buffer exceeds the high watermark; resume_writing() when it drops
+  to the low one or below.
+- eof_received() returning a true value keeps the transport open for writing (half-close);
+  otherwise the transport closes.
+- close() stops reading, lets the buffer drain, then connection_lost(None); abort() drops the
+  buffer and calls connection_lost(None) on the next pass.
+
+Readiness comes straight from the loop (``_on_readable`` / ``_on_writable``, see
+``_core/watcher.py``), without a Handle per event.
+
+Invariant: ``_buffer`` holds bytes-like chunks, none empty; ``_buffer_size`` is their total.
+Invariant: the fd is watched for writing iff ``_buffer`` is non-empty (and not conn_lost).
+Invariant: the fd is watched for reading iff ``is_reading()`` and connection_made has run.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import warnings
+from asyncio import futures as _futures
+from asyncio import protocols as _protocols
+from asyncio import transports as _transports
+from asyncio import trsock as _trsock
+from typing import Any
+
+from .base import TransportCore, _logger
+
+_BufferedProtocol = _protocols.BufferedProtocol
+_set_result_unless_cancelled = _futures._set_result_unless_cancelled
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+# sendmsg takes at most IOV_MAX buffers (1024 on Linux; SC_IOV_MAX where available).
+try:
+    import os as _os
+
+    _IOV_MAX = _os.sysconf("SC_IOV_MAX")
+except (AttributeError, OSError, ValueError):
+    _IOV_MAX = 16
+_MAX_SIZE = 256 * 1024  # as asyncio: the most one recv() asks for
+_SHUT_WR = socket.SHUT_WR
+
+
+def _set_nodelay(sock: Any) -> None:
+    if (
+        sock.family in (socket.AF_INET, socket.AF_INET6)
+        and sock.type == socket.SOCK_STREAM
+        and sock.proto == socket.IPPROTO_TCP
+    ):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class StreamCore(TransportCore):
+    """The working half of a stream transport; see the module docstring."""
+
+    __slots__ = ("_buffer", "_paused", "_eof", "_empty_waiter", "_buffered", "_reading")
+
+    def __init__(self, loop: Any, sock: Any, extra: dict | None) -> None:
+        TransportCore.__init__(self, loop, sock, sock.fileno(), extra)
+        self._buffer = collections.deque()
+        self._paused = False
+        self._eof = False
+        self._empty_waiter = None
+        self._buffered = False
+        self._reading = False  # registered with the loop for reading
+
+    # ------------------------------------------------------------------ protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._buffered = isinstance(protocol, _BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def _start(self, waiter: Any) -> None:
+        """Schedule connection_made, then reading, then the waiter (asyncio's order)."""
+        loop = self._loop
+        loop.call_soon(self._protocol.connection_made, self._facade)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def _start_reading(self) -> None:
+        if self.is_reading():
+            self._reading = True
+            self._loop._add_reader(self._sock_fd, self)
+
+    # ------------------------------------------------------------------ reading
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if not self.is_reading():
+            return
+        self._paused = True
+        if self._reading:
+            self._reading = False
+            self._loop._remove_reader(self._sock_fd)
+        if self._loop.get_debug():
+            _logger().debug("%r pauses reading", self._facade)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop.get_debug():
+            _logger().debug("%r resumes reading", self._facade)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop._remove_reader(self._sock_fd)
+
+    def _on_readable(self) -> None:
+        if self._conn_lost:
+            return
+        if self._buffered:
+            self._read_ready__get_buffer()
+        else:
+            self._read_ready__data_received()
+
+    def _read_ready__data_received(self) -> None:
+        try:
+            data = self._sock.recv(_MAX_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_ready__on_eof()
+            return
+        try:
+            self._context.run(self._protocol.data_received, data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _read_ready__get_buffer(self) -> None:
+        try:
+            buf = self._context.run(self._protocol.get_buffer, -1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = self._sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_ready__on_eof()
+            return
+        try:
+            self._context.run(self._protocol.buffer_updated, nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    def _read_ready__on_eof(self) -> None:
+        if self._loop.get_debug():
+            _logger().debug("%r received EOF", self._facade)
+        try:
+            keep_open = self._context.run(self._protocol.eof_received)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if keep_open:
+            # Keep the connection open so the protocol can write more, but we can't receive
+            # more: stop reading.
+            self._stop_reading()
+        else:
+            self.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, data: Any) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost:
+            self._write_after_conn_lost()
+            return
+        if not self._buffer:
+            # Optimization: try to send now.
+            try:
+                n = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == len(data):
+                return
+            # Not all was written; register write handler.
+            self._loop._add_writer(self._sock_fd, self)
+            self._append(data, n)
+        else:
+            self._append(data, 0)
+        # May pause the protocol.
+        self._maybe_pause_protocol()
+
+    def _append(self, data: Any, sent: int) -> None:
+        """Buffer data[sent:] as an immutable chunk (the caller may reuse its bytearray)."""
+        if type(data) is bytes:
+            chunk = data if not sent else memoryview(data)[sent:]
+        else:
+            chunk = bytes(memoryview(data).cast("B")[sent:])
+        self._buffer.append(chunk)
+        self._buffer_size += len(chunk)
+
+    def writelines(self, list_of_data: Any) -> None:
+        if self._eof:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        if self._conn_lost:
+            for data in list_of_data:
+                if data:
+                    self._write_after_conn_lost()
+                    break
+            return
+        was_empty = not self._buffer
+        for data in list_of_data:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+                )
+            if data:
+                self._append(data, 0)
+        if not self._buffer:
+            return
+        if was_empty:
+            self._flush()
+            if self._buffer and not self._conn_lost:
+                self._loop._add_writer(self._sock_fd, self)
+        self._maybe_pause_protocol()
+
+    def _flush(self) -> bool:
+        """Send as much of the buffer as the kernel takes. Return False on a fatal error."""
+        buffer = self._buffer
+        try:
+            if _HAS_SENDMSG and len(buffer) > 1:
+                if len(buffer) > _IOV_MAX:
+                    n = self._sock.sendmsg([buffer[i] for i in range(_IOV_MAX)])
+                else:
+                    n = self._sock.sendmsg(buffer)
+            else:
+                n = self._sock.send(buffer[0])
+        except (BlockingIOError, InterruptedError):
+            return True
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop._remove_writer(self._sock_fd)
+            self._clear_buffer()
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
+            return False
+        self._buffer_size -= n
+        while n:
+            chunk = buffer[0]
+            size = len(chunk)
+            if n >= size:
+                buffer.popleft()
+                n -= size
+            else:
+                buffer[0] = memoryview(chunk)[n:]
+                break
+        return True
+
+    def _on_writable(self) -> None:
+        if self._conn_lost or not self._buffer:
+            return
+        if not self._flush():
+            return
+        self._maybe_resume_protocol()  # May append to buffer.
+        if not self._buffer:
+            self._loop._remove_writer(self._sock_fd)
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                self._call_connection_lost(None)
+            elif self._eof:
+                self._sock.shutdown(_SHUT_WR)
+
+    def _clear_buffer(self) -> None:
+        self._buffer.clear()
+        self._buffer_size = 0
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer:
+            self._sock.shutdown(_SHUT_WR)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._buffer:
+            self._conn_lost += 1
+            self._loop._remove_writer(self._sock_fd)
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost:
+            return
+        if self._buffer:
+            self._clear_buffer()
+            self._loop._remove_writer(self._sock_fd)
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        TransportCore._call_connection_lost(self, exc)
+        if self._empty_waiter is not None:
+            self._empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))
+
+    # ------------------------------------------------------------------ sendfile support
+
+    def _make_empty_waiter(self) -> Any:
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._buffer:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self) -> None:
+        self._empty_waiter = None
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        state = self._repr_state()
+        if state:
+            info.append(state)
+        info.append(f"fd={self._sock_fd}")
+        if self._sock is not None and not self._closing:
+            info.append("read=polling" if self._reading else "read=idle")
+            info.append(
+                f"write=<{'polling' if self._buffer else 'idle'}, bufsize={self._buffer_size}>"
+            )
+        return "<{}>".format(" ".join(info))
+
+
+class StreamTransport(_transports.Transport):
+    """tideloop's TCP/Unix stream transport: an asyncio.Transport over a StreamCore."""
+
+    __slots__ = ("_core", "__weakref__")
+
+    def __init__(self, core: StreamCore) -> None:
+        self._core = core
+
+    def __repr__(self) -> str:
+        return repr(self._core).replace("StreamCore", type(self).__name__, 1)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        core = self._core
+        if core._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            core._close_fd()
+
+    # BaseTransport
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._core._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._core._closing
+
+    def close(self) -> None:
+        self._core.close()
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._core.set_protocol(protocol)
+
+    def get_protocol(self) -> Any:
+        return self._core._protocol
+
+    # ReadTransport
+    def is_reading(self) -> bool:
+        return self._core.is_reading()
+
+    def pause_reading(self) -> None:
+        self._core.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._core.resume_reading()
+
+    # WriteTransport
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._core._buffer_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._core.get_write_buffer_limits()
+
+    def write(self, data: Any) -> None:
+        self._core.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self._core.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        self._core.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def abort(self) -> None:
+        self._core.abort()
+
+    # sendfile support (loop.sendfile)
+    def _make_empty_waiter(self) -> Any:
+        return self._core._make_empty_waiter()
+
+    def _reset_empty_waiter(self) -> None:
+        self._core._reset_empty_waiter()
+
+
+def make_stream_transport(
+    loop: Any,
+    sock: Any,
+    protocol: Any,
+    waiter: Any = None,
+    extra: dict | None = None,
+    server: Any = None,
+) -> StreamTransport:
+    """Create a stream transport over a connected non-blocking socket and start it.
+
+    connection_made(transport) runs on the next pass, then reading starts, then ``waiter``
+    (if any) gets None. ``server`` (tideloop's Server) is told via ``_attach(transport)`` /
+    ``_detach(transport)``. The socket becomes the transport's; it is closed with it.
+    """
+    core = StreamCore(loop, sock, extra)
+    transport = StreamTransport(core)
+    core._facade = transport
+    extra_info = core._extra
+    extra_info["socket"] = _trsock.TransportSocket(sock)
+    try:
+        extra_info["sockname"] = sock.getsockname()
+    except OSError:
+        extra_info["sockname"] = None
+    if "peername" not in extra_info:
+        try:
+            extra_info["peername"] = sock.getpeername()
+        except OSError:
+            extra_info["peername"] = None
+    core.set_protocol(protocol)
+    core._server = server
+    if server is not None:
+        server._attach(transport)
+    loop._transports[core._sock_fd] = transport
+    _set_nodelay(sock)
+    core._start(waiter)
+    return transport
