@@ -14,12 +14,26 @@ import warnings
 from typing import Any
 
 from ._core.loop import Loop
+from ._net.connect import ConnectMixin
+from ._net.datagram import DatagramMixin
 from ._net.dns import DnsMixin
+from ._net.pipes import PipesMixin
+from ._net.server import ServerMixin
 from ._net.sockops import SockOpsMixin
 from ._signals import SignalsMixin
 
 
-class EventLoop(SignalsMixin, SockOpsMixin, DnsMixin, Loop, asyncio.AbstractEventLoop):
+class EventLoop(
+    SignalsMixin,
+    ConnectMixin,
+    ServerMixin,
+    DatagramMixin,
+    PipesMixin,
+    SockOpsMixin,
+    DnsMixin,
+    Loop,
+    asyncio.AbstractEventLoop,
+):
     """tideloop's asyncio event loop. Create it with ``tideloop.new_event_loop()``."""
 
     def __init__(self) -> None:
