@@ -1,5 +1,6 @@
 cimport cython
 
+from ._sockio cimport tideloop_recv_bytes, tideloop_recv_into, tideloop_send
 from .base cimport TransportCore
 
 cdef object _BufferedProtocol
@@ -8,6 +9,7 @@ cdef bint _HAS_SENDMSG
 cdef Py_ssize_t _IOV_MAX
 cdef Py_ssize_t _MAX_SIZE
 cdef int _SHUT_WR
+cdef bint _NATIVE
 
 
 cdef class StreamCore(TransportCore):
@@ -17,6 +19,9 @@ cdef class StreamCore(TransportCore):
     cdef public object _empty_waiter
     cdef public bint _buffered
     cdef public bint _reading
+    cdef object _data_received
+    cdef object _get_buffer
+    cdef object _buffer_updated
 
     cpdef _start(self, object waiter)
     cpdef _start_reading(self)
@@ -26,8 +31,10 @@ cdef class StreamCore(TransportCore):
     cdef _stop_reading(self)
     cpdef _on_readable(self)
     cdef _read_ready__data_received(self)
+    @cython.locals(nbytes=Py_ssize_t)
     cdef _read_ready__get_buffer(self)
     cdef _read_ready__on_eof(self)
+    @cython.locals(n=Py_ssize_t)
     cpdef write(self, object data)
     cdef _append(self, object data, Py_ssize_t sent)
     cpdef writelines(self, object list_of_data)

@@ -49,6 +49,9 @@ try:
 except (AttributeError, OSError, ValueError):
     _IOV_MAX = 16
 _MAX_SIZE = 256 * 1024  # as asyncio: the most one recv() asks for
+# True in the compiled build: recv/send go through _sockio.pxd's C shims (same semantics as
+# the socket methods, without their per-call overhead); pure mode calls the socket methods.
+_NATIVE = not __file__.endswith(".py")
 _SHUT_WR = socket.SHUT_WR
 
 
@@ -64,7 +67,17 @@ def _set_nodelay(sock: Any) -> None:
 class StreamCore(TransportCore):
     """The working half of a stream transport; see the module docstring."""
 
-    __slots__ = ("_buffer", "_paused", "_eof", "_empty_waiter", "_buffered", "_reading")
+    __slots__ = (
+        "_buffer",
+        "_paused",
+        "_eof",
+        "_empty_waiter",
+        "_buffered",
+        "_reading",
+        "_data_received",
+        "_get_buffer",
+        "_buffer_updated",
+    )
 
     def __init__(self, loop: Any, sock: Any, extra: dict | None) -> None:
         TransportCore.__init__(self, loop, sock, sock.fileno(), extra)
@@ -74,11 +87,22 @@ class StreamCore(TransportCore):
         self._empty_waiter = None
         self._buffered = False
         self._reading = False  # registered with the loop for reading
+        # The protocol's bound methods, looked up once per set_protocol() (as uvloop does).
+        self._data_received = None
+        self._get_buffer = None
+        self._buffer_updated = None
 
     # ------------------------------------------------------------------ protocol
 
     def set_protocol(self, protocol: Any) -> None:
         self._buffered = isinstance(protocol, _BufferedProtocol)
+        if self._buffered:
+            self._get_buffer = protocol.get_buffer
+            self._buffer_updated = protocol.buffer_updated
+            self._data_received = None
+        else:
+            self._data_received = protocol.data_received
+            self._get_buffer = self._buffer_updated = None
         self._protocol = protocol
         self._protocol_connected = True
 
@@ -133,7 +157,10 @@ class StreamCore(TransportCore):
 
     def _read_ready__data_received(self) -> None:
         try:
-            data = self._sock.recv(_MAX_SIZE)
+            if _NATIVE:
+                data = tideloop_recv_bytes(self._sock_fd, _MAX_SIZE)  # noqa: F821
+            else:
+                data = self._sock.recv(_MAX_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -145,7 +172,7 @@ class StreamCore(TransportCore):
             self._read_ready__on_eof()
             return
         try:
-            self._context.run(self._protocol.data_received, data)
+            self._context.run(self._data_received, data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -153,7 +180,7 @@ class StreamCore(TransportCore):
 
     def _read_ready__get_buffer(self) -> None:
         try:
-            buf = self._context.run(self._protocol.get_buffer, -1)
+            buf = self._context.run(self._get_buffer, -1)
             if not len(buf):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -162,7 +189,10 @@ class StreamCore(TransportCore):
             self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
         try:
-            nbytes = self._sock.recv_into(buf)
+            if _NATIVE:
+                nbytes = tideloop_recv_into(self._sock_fd, buf)  # noqa: F821
+            else:
+                nbytes = self._sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -174,7 +204,7 @@ class StreamCore(TransportCore):
             self._read_ready__on_eof()
             return
         try:
-            self._context.run(self._protocol.buffer_updated, nbytes)
+            self._context.run(self._buffer_updated, nbytes)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -216,7 +246,10 @@ class StreamCore(TransportCore):
         if not self._buffer:
             # Optimization: try to send now.
             try:
-                n = self._sock.send(data)
+                if _NATIVE:
+                    n = tideloop_send(self._sock_fd, data)  # noqa: F821
+                else:
+                    n = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except (SystemExit, KeyboardInterrupt):
@@ -390,12 +423,17 @@ class StreamCore(TransportCore):
 
 
 class StreamTransport(_transports.Transport):
-    """tideloop's TCP/Unix stream transport: an asyncio.Transport over a StreamCore."""
+    """tideloop's TCP/Unix stream transport: an asyncio.Transport over a StreamCore.
 
-    __slots__ = ("_core", "__weakref__")
+    ``write`` is not a method here but a slot holding the core's bound ``write``: the hottest
+    call a protocol makes then goes straight to the core, with no forwarding frame.
+    """
+
+    __slots__ = ("_core", "write", "__weakref__")
 
     def __init__(self, core: StreamCore) -> None:
         self._core = core
+        self.write = core.write
 
     def __repr__(self) -> str:
         return repr(self._core).replace("StreamCore", type(self).__name__, 1)
@@ -441,9 +479,6 @@ class StreamTransport(_transports.Transport):
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._core.get_write_buffer_limits()
-
-    def write(self, data: Any) -> None:
-        self._core.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         self._core.writelines(list_of_data)

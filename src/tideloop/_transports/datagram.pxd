@@ -1,0 +1,31 @@
+cimport cython
+
+from .base cimport TransportCore
+
+cdef object _set_result_unless_cancelled
+cdef Py_ssize_t _MAX_SIZE
+cdef Py_ssize_t _HEADER_SIZE
+cdef bint _SEND_EMPTY
+
+
+cdef class DatagramCore(TransportCore):
+    cdef public object _buffer
+    cdef public object _address
+    cdef public bint _connected
+    cdef public bint _paused
+    cdef public bint _reading
+
+    cpdef _start(self, object waiter)
+    cpdef _start_reading(self)
+    cpdef bint is_reading(self)
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)
+    cdef _stop_reading(self)
+    cpdef _on_readable(self)
+    @cython.locals(chunk=bytes)
+    cpdef sendto(self, object data, object addr=*)
+    @cython.locals(buffer=object, item=tuple, data=bytes)
+    cpdef _on_writable(self)
+    cpdef _clear_buffer(self)
+    cpdef close(self)
+    cpdef _force_close(self, object exc)
