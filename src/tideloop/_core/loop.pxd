@@ -2,6 +2,7 @@
 cimport cython
 
 from .._poll._libc cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
+from .._poll.epoll cimport EpollPoller
 from .handles cimport Handle, TimerHandle, new_handle, new_timer_handle
 from .timers cimport heap_pop, heap_push
 from .watcher cimport IOWatcher
@@ -13,6 +14,7 @@ cdef double MAXIMUM_SELECT_TIMEOUT
 cdef int READ
 cdef int WRITE
 cdef object _heapify
+cdef object _ceil
 cdef object _monotonic
 cdef object _get_ident
 cdef object _iscoroutine
@@ -55,6 +57,7 @@ cdef class Loop:
     cdef public dict _fds
     cdef public object _poller
     cdef bint _lazy_unregister
+    cdef EpollPoller _epoll
     cdef public Waker _waker
     cdef public int _waker_fd
     cdef public object _transports
@@ -64,14 +67,14 @@ cdef class Loop:
     @cython.locals(
         scheduled=list, new_scheduled=list, sched_count=Py_ssize_t, timer=TimerHandle,
         handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, i=Py_ssize_t,
-        ready=list,
+        ready=list, epoll=EpollPoller, timeout_ms=int, n=int, fd=int, mask=int,
     )
     cpdef _run_once(self)
 
     cdef _run_handle_debug(self, Handle handle)
 
-    @cython.locals(fd=int, mask=int, entry=FdEntry, handle=Handle, fds=dict)
-    cdef _process_events(self, list events)
+    @cython.locals(entry=FdEntry, handle=Handle, fds=dict)
+    cdef _process_event(self, int fd, int mask)
 
     @cython.locals(t0=double, dt=double)
     cdef _dispatch(self, IOWatcher watcher, bint readable)

@@ -42,10 +42,12 @@ from asyncio import futures as _futures
 from asyncio import tasks as _tasks
 from asyncio import timeouts as _timeouts
 from collections.abc import Callable
+from math import ceil as _ceil
 from typing import Any
 
 from .._poll import default_poller_class
 from .._poll.constants import READ, WRITE
+from .._poll.epoll import EpollPoller
 from .handles import Handle, TimerHandle, new_handle, new_timer_handle
 from .timers import heap_pop, heap_push
 from .waker import Waker
@@ -159,6 +161,8 @@ class Loop:
         self._transports = weakref.WeakValueDictionary()
         self._poller = poller if poller is not None else default_poller_class()()
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
+        # Compiled build with epoll: _run_once reads the poller's C event array directly.
+        self._epoll = self._poller if _NATIVE and type(self._poller) is EpollPoller else None
         self._waker = Waker()
         self._waker_fd = self._waker.fileno()
         self._poller.register(self._waker_fd, READ)
@@ -334,9 +338,21 @@ class Loop:
             timeout = -1.0  # block until an event
 
         if timeout != 0.0 or self._fds:
-            events = self._poller.poll(timeout if timeout >= 0.0 else None)
-            if events:
-                self._process_events(events)
+            epoll = self._epoll
+            if epoll is not None:
+                if timeout < 0.0:
+                    timeout_ms = -1
+                elif timeout == 0.0:
+                    timeout_ms = 0
+                else:
+                    timeout_ms = _ceil(timeout * 1e3)
+                n = epoll._wait(timeout_ms)
+                for i in range(n):
+                    self._process_event(epoll._event_fd(i), epoll._event_mask(i))
+            else:
+                events = self._poller.poll(timeout if timeout >= 0.0 else None)
+                for fd, mask in events:
+                    self._process_event(fd, mask)
         # else: callbacks are ready and no fd is watched, so a zero-timeout poll could only
         # report the waker, which the next blocking poll drains anyway: skip the syscall.
 
@@ -388,40 +404,39 @@ class Loop:
             self._current_handle = None
             handle = None  # a traceback holding this frame must not keep the handle alive
 
-    def _process_events(self, events: list) -> None:
+    def _process_event(self, fd: int, mask: int) -> None:
+        """Turn one fd's readiness into ready handles or inline watcher calls."""
+        if fd == self._waker_fd:
+            self._waker.drain()
+            return
         fds = self._fds
-        ready = self._ready
-        for fd, mask in events:
-            if fd == self._waker_fd:
-                self._waker.drain()
-                continue
-            entry = fds.get(fd)
-            if entry is None:
-                continue
-            if not entry.events:
-                # Idle (lazily unregistered) and the fd has events nobody wants: drop it now.
-                del fds[fd]
-                self._poller.unregister(fd)
-                continue
-            if mask & READ:
-                reader = entry.reader
-                if reader is not None:
-                    if isinstance(reader, Handle):
-                        handle = reader
-                        if not handle._cancelled:
-                            ready.append(handle)
-                    else:
-                        self._dispatch(reader, True)
-            if mask & WRITE:
-                # Read entry.writer only now: the reader may have closed its transport.
-                writer = entry.writer
-                if writer is not None:
-                    if isinstance(writer, Handle):
-                        handle = writer
-                        if not handle._cancelled:
-                            ready.append(handle)
-                    else:
-                        self._dispatch(writer, False)
+        entry = fds.get(fd)
+        if entry is None:
+            return
+        if not entry.events:
+            # Idle (lazily unregistered) and the fd has events nobody wants: drop it now.
+            del fds[fd]
+            self._poller.unregister(fd)
+            return
+        if mask & READ:
+            reader = entry.reader
+            if reader is not None:
+                if isinstance(reader, Handle):
+                    handle = reader
+                    if not handle._cancelled:
+                        self._ready.append(handle)
+                else:
+                    self._dispatch(reader, True)
+        if mask & WRITE:
+            # Read entry.writer only now: the reader may have closed its transport.
+            writer = entry.writer
+            if writer is not None:
+                if isinstance(writer, Handle):
+                    handle = writer
+                    if not handle._cancelled:
+                        self._ready.append(handle)
+                else:
+                    self._dispatch(writer, False)
 
     def _dispatch(self, watcher: IOWatcher, readable: bool) -> None:
         """Call a watcher inline; report (never propagate) what escapes it, as Handle._run."""
@@ -876,7 +891,7 @@ class Loop:
             # epoll_ctl(MOD) instead of DEL now + ADD later (sock_recv in a loop does exactly
             # that). Safe only where the kernel forgets a closed fd by itself (epoll): if the fd
             # was closed meanwhile, MOD fails with ENOENT and the poller falls back to ADD; if it
-            # reports events first, _process_events unregisters it then.
+            # reports events first, _process_event unregisters it then.
             pass
         else:
             del self._fds[fd]

@@ -22,5 +22,10 @@ cdef class EpollPoller:
     @cython.locals(fd=int, ev=int, mask=int, result=list)
     cpdef list poll(self, object timeout)
 
-    @cython.locals(n=int, i=int, ev=int, mask=int, result=list, err=int)
+    @cython.locals(n=int, i=int, result=list)
     cdef list _poll_native(self, int timeout_ms)
+    @cython.locals(n=int, err=int)
+    cdef int _wait(self, int timeout_ms) except -1
+    cdef inline int _event_fd(self, int i) noexcept
+    @cython.locals(ev=int, mask=int)
+    cdef inline int _event_mask(self, int i) noexcept

@@ -24,10 +24,11 @@ from math import ceil as _ceil
 
 from .constants import READ, WRITE
 
-_EPOLLIN = select.EPOLLIN
-_EPOLLOUT = select.EPOLLOUT
-_NOT_IN = ~select.EPOLLIN
-_NOT_OUT = ~select.EPOLLOUT
+# Importable everywhere (the compiled core cimports this class); constructed only on Linux.
+_EPOLLIN = getattr(select, "EPOLLIN", 0x001)
+_EPOLLOUT = getattr(select, "EPOLLOUT", 0x004)
+_NOT_IN = ~_EPOLLIN
+_NOT_OUT = ~_EPOLLOUT
 # True in the compiled build: the C declarations of _libc.pxd are then reachable.
 _NATIVE = not __file__.endswith(".py")
 _MAX_EVENTS = 1024
@@ -103,23 +104,37 @@ class EpollPoller:
 
     def _poll_native(self, timeout_ms: int) -> list:
         # Compiled build only.
+        n = self._wait(timeout_ms)
+        result = []
+        for i in range(n):
+            result.append((self._event_fd(i), self._event_mask(i)))
+        return result
+
+    # The compiled loop reads events straight from the C array with these three (no list,
+    # no tuples); they exist in the compiled build only.
+
+    def _wait(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms (-1: forever); return how many events are in the array."""
         n = tideloop_epoll_wait(self._epfd, self._events, _MAX_EVENTS, timeout_ms)  # noqa: F821
         if n < 0:
             err = c_errno  # noqa: F821
             if err == errno.EINTR:
                 PyErr_CheckSignals()  # noqa: F821  (run Python signal handlers; may raise)
-                return []
+                return 0
             raise OSError(err, os.strerror(err))
-        result = []
-        for i in range(n):
-            ev = self._events[i].events
-            mask = 0
-            if ev & _NOT_OUT:
-                mask |= READ
-            if ev & _NOT_IN:
-                mask |= WRITE
-            result.append((self._events[i].data.fd, mask))
-        return result
+        return n
+
+    def _event_fd(self, i: int) -> int:
+        return self._events[i].data.fd
+
+    def _event_mask(self, i: int) -> int:
+        ev = self._events[i].events
+        mask = 0
+        if ev & _NOT_OUT:
+            mask |= READ
+        if ev & _NOT_IN:
+            mask |= WRITE
+        return mask
 
     def close(self) -> None:
         self._epfd = -1
