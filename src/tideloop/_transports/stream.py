@@ -529,10 +529,11 @@ def make_stream_transport(
         except OSError:
             extra_info["peername"] = None
     core.set_protocol(protocol)
+    _set_nodelay(sock)
+    loop._transports[core._sock_fd] = transport
+    # Attach last: once attached, only connection_lost detaches, so nothing may raise after.
     core._server = server
     if server is not None:
         server._attach(transport)
-    loop._transports[core._sock_fd] = transport
-    _set_nodelay(sock)
     core._start(waiter)
     return transport
