@@ -67,14 +67,16 @@ cdef class Loop:
     @cython.locals(
         scheduled=list, new_scheduled=list, sched_count=Py_ssize_t, timer=TimerHandle,
         handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, i=Py_ssize_t,
-        ready=list, epoll=EpollPoller, timeout_ms=int, n=int, fd=int, mask=int,
+        ready=list, epoll=EpollPoller, timeout_ms=int, nevents=int, k=int, fd=int, mask=int,
+        timers=list, t=Py_ssize_t, ntimers=Py_ssize_t,
     )
     cpdef _run_once(self)
 
     cdef _run_handle_debug(self, Handle handle)
 
-    @cython.locals(entry=FdEntry, handle=Handle, fds=dict)
+    @cython.locals(entry=FdEntry, fds=dict)
     cdef _process_event(self, int fd, int mask)
+    cdef _run_io_handle(self, Handle handle)
 
     @cython.locals(t0=double, dt=double)
     cdef _dispatch(self, IOWatcher watcher, bint readable)

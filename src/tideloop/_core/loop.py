@@ -5,9 +5,10 @@ One pass of the loop (``_run_once``), as in asyncio:
 1. drop cancelled timers from the top of the heap (or rebuild it when over half are cancelled);
 2. poll, with timeout 0 if callbacks are ready or the loop is stopping, else until the nearest
    timer (capped at a day), else forever (a zero-timeout poll is skipped when no fd is watched);
-3. turn readiness into ready callbacks (readers/writers added with add_reader/add_writer);
-4. move timers due by ``time() + clock_resolution`` to the ready queue;
-5. run exactly the callbacks that were ready at this point; those they schedule wait a pass.
+3. take the timers due by ``time() + clock_resolution`` off the heap;
+4. run, in asyncio's order, the callbacks queued before the pass, then I/O in event order
+   (add_reader/add_writer Handles, and transports called inline as IOWatchers, with no Handle
+   per event), then the due timers. What they schedule waits for the next pass.
 
 The core knows nothing of sockets, transports or signals: those live above it and reach it
 through ``add_reader``/``add_writer`` and ``_add_callback``.
@@ -337,8 +338,10 @@ class Loop:
         else:
             timeout = -1.0  # block until an event
 
+        epoll = self._epoll
+        events = None
+        nevents = 0
         if timeout != 0.0 or self._fds:
-            epoll = self._epoll
             if epoll is not None:
                 if timeout < 0.0:
                     timeout_ms = -1
@@ -346,16 +349,16 @@ class Loop:
                     timeout_ms = 0
                 else:
                     timeout_ms = _ceil(timeout * 1e3)
-                n = epoll._wait(timeout_ms)
-                for i in range(n):
-                    self._process_event(epoll._event_fd(i), epoll._event_mask(i))
+                # The events stay in epoll's C array until the next _wait: nothing below polls.
+                nevents = epoll._wait(timeout_ms)
             else:
                 events = self._poller.poll(timeout if timeout >= 0.0 else None)
-                for fd, mask in events:
-                    self._process_event(fd, mask)
+                nevents = len(events)
         # else: callbacks are ready and no fd is watched, so a zero-timeout poll could only
         # report the waker, which the next blocking poll drains anyway: skip the syscall.
 
+        # Due timers are taken now, as asyncio does (one scheduled meanwhile waits a pass).
+        timers = None
         if scheduled:
             end_time = _now() + self._clock_resolution
             while scheduled:
@@ -364,33 +367,52 @@ class Loop:
                     break
                 heap_pop(scheduled)
                 timer._scheduled = False
-                ready.append(timer)
+                if timers is None:
+                    timers = []
+                timers.append(timer)
 
-        # Run exactly what is ready now; callbacks scheduled meanwhile wait for the next pass.
+        # asyncio's order within a pass: the callbacks queued before it, then I/O in event
+        # order, then due timers. Callbacks scheduled meanwhile wait for the next pass.
         ntodo = len(ready)
-        if not ntodo:
-            return
         i = 0
+        t = 0
         try:
-            if self._debug:
-                while i < ntodo:
-                    handle = ready[i]
-                    ready[i] = None  # drop the queue's reference before running (finalizers)
-                    i += 1
-                    if not handle._cancelled:
+            while i < ntodo:
+                handle = ready[i]
+                ready[i] = None  # asyncio pops before running: objects die as promptly
+                i += 1
+                if not handle._cancelled:
+                    if self._debug:
                         self._run_handle_debug(handle)
-            else:
-                while i < ntodo:
-                    handle = ready[i]
-                    ready[i] = None  # asyncio pops before running: objects die as promptly
-                    i += 1
-                    if not handle._cancelled:
+                    else:
                         handle._run()
+            handle = None
+            if nevents:
+                if epoll is not None:
+                    for k in range(nevents):
+                        self._process_event(epoll._event_fd(k), epoll._event_mask(k))
+                else:
+                    for fd, mask in events:
+                        self._process_event(fd, mask)
+            if timers is not None:
+                ntimers = len(timers)
+                while t < ntimers:
+                    timer = timers[t]
+                    t += 1
+                    if not timer._cancelled:
+                        if self._debug:
+                            self._run_handle_debug(timer)
+                        else:
+                            timer._run()
         finally:
-            # Normally i == ntodo; if SystemExit/KeyboardInterrupt escaped a callback, the
-            # handles after it stay queued, in order, as in asyncio.
+            # Normally everything ran. If SystemExit/KeyboardInterrupt escaped a callback, the
+            # queued handles and due timers after it stay queued, in order, as in asyncio
+            # (unprocessed I/O events are level-triggered and come back on the next poll).
             del ready[:i]
+            if timers is not None and t < len(timers):
+                ready[ntodo - i : ntodo - i] = timers[t:]
         handle = None  # Needed to break cycles when an exception occurs.
+        timer = None
 
     def _run_handle_debug(self, handle: Handle) -> None:
         try:
@@ -405,7 +427,7 @@ class Loop:
             handle = None  # a traceback holding this frame must not keep the handle alive
 
     def _process_event(self, fd: int, mask: int) -> None:
-        """Turn one fd's readiness into ready handles or inline watcher calls."""
+        """Run what waits on one fd's readiness: reader/writer Handles or watchers."""
         if fd == self._waker_fd:
             self._waker.drain()
             return
@@ -422,9 +444,7 @@ class Loop:
             reader = entry.reader
             if reader is not None:
                 if isinstance(reader, Handle):
-                    handle = reader
-                    if not handle._cancelled:
-                        self._ready.append(handle)
+                    self._run_io_handle(reader)
                 else:
                     self._dispatch(reader, True)
         if mask & WRITE:
@@ -432,11 +452,17 @@ class Loop:
             writer = entry.writer
             if writer is not None:
                 if isinstance(writer, Handle):
-                    handle = writer
-                    if not handle._cancelled:
-                        self._ready.append(handle)
+                    self._run_io_handle(writer)
                 else:
                     self._dispatch(writer, False)
+
+    def _run_io_handle(self, handle: Handle) -> None:
+        """Run an add_reader/add_writer callback at its place in the pass (I/O phase)."""
+        if not handle._cancelled:
+            if self._debug:
+                self._run_handle_debug(handle)
+            else:
+                handle._run()
 
     def _dispatch(self, watcher: IOWatcher, readable: bool) -> None:
         """Call a watcher inline; report (never propagate) what escapes it, as Handle._run."""
