@@ -408,7 +408,8 @@ class Loop:
             # Normally everything ran. If SystemExit/KeyboardInterrupt escaped a callback, the
             # queued handles and due timers after it stay queued, in order, as in asyncio
             # (unprocessed I/O events are level-triggered and come back on the next poll).
-            del ready[:i]
+            if i:
+                del ready[:i]
             if timers is not None and t < len(timers):
                 ready[ntodo - i : ntodo - i] = timers[t:]
         handle = None  # Needed to break cycles when an exception occurs.
