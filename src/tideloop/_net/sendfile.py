@@ -23,6 +23,18 @@ Discussion: how the native path waits.
 Difference from asyncio, on purpose: when the future is cancelled asyncio leaves the file
 position where it was (its cancel callback only removes the writer); here it is moved past the
 bytes already sent, which is what the fallback path (and the docs' promise) does.
+
+loop.sendfile(transport, ...) (base_events.sendfile + selector_events._sendfile_native):
+
+- a closing transport -> RuntimeError("Transport is closing"); a transport whose
+  ``_sendfile_compatible`` is UNSUPPORTED (datagram, pipes...) -> RuntimeError;
+- tideloop's stream transport (TRY_NATIVE) sends natively: wait until its write buffer is
+  empty (``_make_empty_waiter``; write() raises "sendfile is in progress" meanwhile), pause
+  reading, take the fd out of the loop's transport map so sock_sendfile may watch it, then
+  ``sock_sendfile(..., fallback=False)``, and put everything back;
+- otherwise (FALLBACK, e.g. TLS, or native not available and ``fallback=True``) the file is
+  read in the executor and written through the transport by ``_SendfileFallbackProtocol``,
+  which stands in for the protocol to honour pause_writing/resume_writing.
 """
 
 from __future__ import annotations
@@ -33,8 +45,12 @@ import os
 import socket
 import sys
 from asyncio import constants as _constants
+from asyncio import protocols as _protocols
+from asyncio import tasks as _tasks
 from asyncio.exceptions import SendfileNotAvailableError
 from typing import Any
+
+from .._transports.stream import StreamTransport
 
 try:
     import ssl
@@ -42,6 +58,10 @@ except ImportError:  # pragma: no cover - Python built without ssl
     ssl = None  # type: ignore[assignment]
 
 _FALLBACK_READBUFFER_SIZE = _constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+# asyncio's loop.sendfile fallback reads this much at a time (a literal in base_events).
+_TRANSPORT_FALLBACK_BLOCKSIZE = 16384
+_SendfileMode = _constants._SendfileMode
+_shield = _tasks.shield
 # 3.13 caps each os.sendfile() count so 32-bit builds don't overflow; harmless on 64-bit.
 _MAX_BLOCKSIZE = sys.maxsize // 2 + 1
 
@@ -58,8 +78,123 @@ def _update_filepos(fileno: int, offset: int, total_sent: int) -> None:
         os.lseek(fileno, offset, os.SEEK_SET)
 
 
+def _sendfile_mode(transport: Any) -> Any:
+    """The transport's ``_sendfile_compatible`` mode; tideloop's stream transport is native."""
+    mode = getattr(transport, "_sendfile_compatible", None)
+    if mode is None:
+        if isinstance(transport, StreamTransport):
+            return _SendfileMode.TRY_NATIVE
+        return _SendfileMode.UNSUPPORTED
+    return mode
+
+
+def _protocol_paused(transport: Any) -> bool | None:
+    """Whether the transport has paused its protocol's writing; None if it cannot say."""
+    core = getattr(transport, "_core", transport)
+    paused = getattr(core, "_protocol_paused", None)
+    return None if paused is None else bool(paused)
+
+
+class _SendfileFallbackProtocol(_protocols.Protocol):
+    """Stands in for a transport's protocol while loop.sendfile() writes a file through it.
+
+    asyncio's (base_events._SendfileFallbackProtocol) takes only asyncio's _FlowControlMixin
+    transports. This one takes any transport with get_protocol/set_protocol, is_reading/
+    pause_reading/resume_reading, is_closing, write, and a ``_protocol_paused`` flag on itself
+    (asyncio's transports) or on its ``_core`` (tideloop's).
+
+    Invariant: until the connection is lost, ``_write_ready_fut`` is not None iff the
+    transport has paused writing (as seen through pause_writing/resume_writing since this
+    protocol was installed); when it is lost, a pending one gets the error.
+
+    Difference from asyncio, on purpose: restore() leaves the real protocol's idea of "paused"
+    equal to the transport's. asyncio calls resume_writing() if the protocol was paused at the
+    start, even when the transport is paused again at the end (a second, unpaired resume
+    follows), and never tells it about a pause that is still on (an unpaired resume follows);
+    asyncio's own stream FlowControlMixin asserts against both.
+    """
+
+    def __init__(self, transp: Any, loop: Any) -> None:
+        paused = _protocol_paused(transp)
+        if paused is None:
+            raise TypeError("transport should be _FlowControlMixin instance")
+        self._transport = transp
+        self._loop = loop
+        self._proto = transp.get_protocol()
+        self._should_resume_reading = transp.is_reading()
+        self._should_resume_writing = paused
+        self._lost = False
+        transp.pause_reading()
+        transp.set_protocol(self)
+        self._write_ready_fut = loop.create_future() if paused else None
+
+    async def drain(self) -> None:
+        if self._transport.is_closing():
+            raise ConnectionError("Connection closed by peer")
+        fut = self._write_ready_fut
+        if fut is None:
+            return
+        await fut
+
+    def connection_made(self, transport: Any) -> None:
+        raise RuntimeError("Invalid state: connection should have been established already.")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = True
+        fut = self._write_ready_fut
+        if fut is not None and not fut.done():
+            # Never happens if peer disconnects after sending the whole content
+            # Thus disconnection is always an exception from user perspective
+            if exc is None:
+                fut.set_exception(ConnectionError("Connection is closed by peer"))
+            else:
+                fut.set_exception(exc)
+        self._proto.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._write_ready_fut is not None:
+            return
+        self._write_ready_fut = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        fut = self._write_ready_fut
+        if fut is None or self._lost:
+            return
+        fut.set_result(False)
+        self._write_ready_fut = None
+
+    def data_received(self, data: bytes) -> None:
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    def eof_received(self) -> bool | None:
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    async def restore(self) -> None:
+        """Give the transport back to the real protocol, in the flow-control state it is in."""
+        transp = self._transport
+        transp.set_protocol(self._proto)
+        if self._should_resume_reading:
+            transp.resume_reading()
+        fut = self._write_ready_fut
+        self._write_ready_fut = None
+        if fut is not None:
+            # Nobody waits for it any more; mark its exception (if any) as retrieved.
+            if fut.done():
+                if not fut.cancelled():
+                    fut.exception()
+            else:
+                fut.cancel()
+        if self._lost:
+            return  # the real protocol has had connection_lost()
+        paused_now = fut is not None
+        if self._should_resume_writing and not paused_now:
+            self._proto.resume_writing()
+        elif paused_now and not self._should_resume_writing:
+            self._proto.pause_writing()
+
+
 class SendfileMixin:
-    """sock_sendfile and its helpers; mixed into SockOpsMixin.
+    """sock_sendfile, loop.sendfile and their helpers; mixed into SockOpsMixin.
 
     Needs from the loop: ``create_future``, ``run_in_executor``, ``get_debug``, ``sock_sendall``
     and ``_sock_wait_writable`` (SockOpsMixin). The helpers keep asyncio's names
@@ -68,6 +203,104 @@ class SendfileMixin:
     """
 
     __slots__ = ()
+
+    # ------------------------------------------------------------------ transports
+
+    async def sendfile(
+        self,
+        transport: Any,
+        file: Any,
+        offset: Any = 0,
+        count: Any = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
+        """Send file over transport; return the number of bytes sent (see the module doc)."""
+        if transport.is_closing():
+            raise RuntimeError("Transport is closing")
+        mode = _sendfile_mode(transport)
+        if mode is _SendfileMode.UNSUPPORTED:
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
+        if mode is _SendfileMode.TRY_NATIVE:
+            try:
+                return await self._sendfile_native(transport, file, offset, count)
+            except SendfileNotAvailableError:
+                if not fallback:
+                    raise
+
+        if not fallback:
+            raise RuntimeError(
+                f"fallback is disabled and native sendfile is not "
+                f"supported for transport {transport!r}"
+            )
+
+        return await self._sendfile_fallback(transport, file, offset, count)
+
+    async def _sendfile_native(self, transp: Any, file: Any, offset: Any, count: Any) -> int:
+        """os.sendfile() on the transport's socket, once its write buffer has drained."""
+        if not isinstance(transp, StreamTransport):
+            raise SendfileNotAvailableError("sendfile syscall is not supported")
+        core = transp._core
+        sock = core._sock
+        fd = core._sock_fd
+        # Raises "Empty waiter is already set" if a sendfile is in progress: before any change.
+        waiter = transp._make_empty_waiter()
+        resume_reading = transp.is_reading()
+        transp.pause_reading()
+        transports = self._transports  # type: ignore[attr-defined]
+        # sock_sendfile watches the fd itself; add_writer refuses an fd a transport owns.
+        transports.pop(fd, None)
+        try:
+            # Shielded: if we are cancelled the transport must not later resolve a cancelled
+            # waiter (it would raise InvalidStateError inside the loop); it is reset below.
+            await _shield(waiter)
+            if core._closing:
+                # close() was called while the buffer drained: the socket is going away.
+                raise ConnectionError("Connection is closed by peer")
+            return await self.sock_sendfile(sock, file, offset, count, fallback=False)
+        finally:
+            transp._reset_empty_waiter()
+            if resume_reading:
+                transp.resume_reading()
+            if core._sock is not None:
+                transports[fd] = transp
+
+    async def _sendfile_fallback(self, transp: Any, file: Any, offset: Any, count: Any) -> int:
+        """Read the file in the executor and write it through the transport, flow-controlled."""
+        if offset:
+            file.seek(offset)
+        blocksize = (
+            min(count, _TRANSPORT_FALLBACK_BLOCKSIZE) if count else _TRANSPORT_FALLBACK_BLOCKSIZE
+        )
+        buf = bytearray(blocksize)
+        total_sent = 0
+        # tideloop's stream transport copies whatever it queues, so it can be handed views of
+        # the one reused buffer. Other transports get bytes: asyncio's 3.12+ socket transport
+        # queues the view itself, and the next chunk overwrites it (asyncio's own fallback
+        # corrupts data that way).
+        copy = not isinstance(transp, StreamTransport)
+        proto = _SendfileFallbackProtocol(transp, self)
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total_sent, blocksize)
+                    if blocksize <= 0:
+                        return total_sent
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(  # type: ignore[attr-defined]
+                    None, file.readinto, view
+                )
+                if not read:
+                    return total_sent  # EOF
+                await proto.drain()
+                transp.write(bytes(view[:read]) if copy else view[:read])
+                total_sent += read
+        finally:
+            if total_sent > 0 and hasattr(file, "seek"):
+                file.seek(offset + total_sent)
+            await proto.restore()
+
+    # ------------------------------------------------------------------ sockets
 
     async def sock_sendfile(
         self, sock: Any, file: Any, offset: Any = 0, count: Any = None, *, fallback: bool = True

@@ -1,0 +1,366 @@
+"""Black-box tests of the stream transport's documented semantics, on tideloop and asyncio.
+
+Transports are made with loop.connect_accepted_socket() over a socketpair, so every test runs
+unchanged on both loops (ids ``tide`` / ``aio``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from typing import Any
+
+import pytest
+
+
+class Recorder(asyncio.Protocol):
+    """Records the protocol calls in order."""
+
+    def __init__(self, keep_open: bool = False) -> None:
+        self.events: list[Any] = []
+        self.data = bytearray()
+        self.transport: Any = None
+        self.keep_open = keep_open
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.events.append("made")
+        self.lost_fut = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.events or self.events[-1] != "data":
+            self.events.append("data")
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.events.append("eof")
+        return self.keep_open
+
+    def pause_writing(self) -> None:
+        self.events.append("pause")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.append(("lost", exc))
+        if not self.lost_fut.done():
+            self.lost_fut.set_result(exc)
+
+
+async def _pair(proto: asyncio.BaseProtocol) -> tuple[Any, socket.socket]:
+    loop = asyncio.get_running_loop()
+    ours, peer = socket.socketpair()
+    peer.setblocking(False)
+    transport, _ = await loop.connect_accepted_socket(lambda: proto, ours)
+    return transport, peer
+
+
+async def _read_all(peer: socket.socket, n: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    while len(got) < n:
+        chunk = await loop.sock_recv(peer, 1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
+def run(loop_impl: Any, coro_fn: Any) -> Any:
+    with asyncio.Runner(loop_factory=loop_impl) as runner:
+        return runner.run(coro_fn())
+
+
+def test_state_machine_echo_and_close(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        assert isinstance(tr, asyncio.Transport)
+        assert proto.events == ["made"]
+        await asyncio.get_running_loop().sock_sendall(peer, b"ping")
+        for _ in range(100):
+            if proto.data:
+                break
+            await asyncio.sleep(0.005)
+        assert bytes(proto.data) == b"ping"
+        peer.shutdown(socket.SHUT_WR)
+        exc = await asyncio.wait_for(proto.lost_fut, 5)
+        assert exc is None
+        assert proto.events == ["made", "data", "eof", ("lost", None)]
+        assert tr.is_closing()
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_eof_received_true_keeps_writing_open(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder(keep_open=True)
+        tr, peer = await _pair(proto)
+        peer.shutdown(socket.SHUT_WR)
+        for _ in range(100):
+            if "eof" in proto.events:
+                break
+            await asyncio.sleep(0.005)
+        assert proto.events == ["made", "eof"]
+        assert not tr.is_closing()
+        tr.write(b"after eof")
+        tr.close()
+        await asyncio.wait_for(proto.lost_fut, 5)
+        assert await _read_all(peer, 9) == b"after eof"
+        assert proto.events[-1] == ("lost", None)
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_write_buffer_watermarks(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        sock = tr.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        tr.set_write_buffer_limits(high=10_000, low=2_000)
+        assert tr.get_write_buffer_limits() == (2_000, 10_000)
+        # Fill the kernel buffers so that what follows is buffered by the transport.
+        while tr.get_write_buffer_size() == 0:
+            tr.write(b"f" * 4096)
+        assert "pause" not in proto.events or tr.get_write_buffer_size() > 10_000
+        size = tr.get_write_buffer_size()
+        # Grow to exactly high: no pause (pause only when the size *exceeds* high).
+        if size < 10_000 and "pause" not in proto.events:
+            tr.write(b"x" * (10_000 - size))
+            assert tr.get_write_buffer_size() == 10_000
+            assert "pause" not in proto.events
+            tr.write(b"y")
+        assert proto.events.count("pause") == 1
+        total = tr.get_write_buffer_size()
+        got = 0
+        loop = asyncio.get_running_loop()
+        while "resume" not in proto.events:
+            chunk = await loop.sock_recv(peer, 1 << 16)
+            got += len(chunk)
+        # resume_writing fires once the buffer is at or below low.
+        assert tr.get_write_buffer_size() <= 2_000
+        assert total > 10_000
+        tr.abort()
+        await asyncio.wait_for(proto.lost_fut, 5)
+        peer.close()
+
+    run(loop_impl, main)
+
+
+@pytest.mark.parametrize(
+    ("high", "low", "expected"),
+    [
+        (None, None, (16384, 65536)),
+        (0, None, (0, 0)),
+        (None, 100, (100, 400)),
+        (1000, None, (250, 1000)),
+        (500, 500, (500, 500)),
+    ],
+)
+def test_set_write_buffer_limits_defaults(
+    loop_impl: Any, high: Any, low: Any, expected: Any
+) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        tr.set_write_buffer_limits(high=high, low=low)
+        assert tr.get_write_buffer_limits() == expected
+        tr.close()
+        await proto.lost_fut
+        peer.close()
+
+    run(loop_impl, main)
+
+
+@pytest.mark.parametrize(("high", "low"), [(10, 20), (-1, None), (None, -5), (-4, -8)])
+def test_set_write_buffer_limits_rejects(loop_impl: Any, high: Any, low: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        with pytest.raises(ValueError, match="must be >="):
+            tr.set_write_buffer_limits(high=high, low=low)
+        tr.close()
+        await proto.lost_fut
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_pause_resume_reading_idempotent(loop_impl: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        assert tr.is_reading()
+        tr.pause_reading()
+        tr.pause_reading()
+        assert not tr.is_reading()
+        await loop.sock_sendall(peer, b"held")
+        await asyncio.sleep(0.05)
+        assert proto.data == b""
+        tr.resume_reading()
+        tr.resume_reading()
+        assert tr.is_reading()
+        for _ in range(100):
+            if proto.data:
+                break
+            await asyncio.sleep(0.005)
+        assert proto.data == b"held"
+        tr.close()
+        assert not tr.is_reading()
+        await proto.lost_fut
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_writelines_and_large_write_arrive_in_order(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        big = bytes(range(256)) * 8192  # 2 MiB: certainly buffered
+        tr.write(big)
+        tr.writelines([b"a", bytearray(b"bc"), memoryview(b"def")])
+        buf = bytearray(b"mutable")
+        tr.write(buf)
+        buf[:] = b"CHANGED"  # the transport must have kept its own copy
+        tr.close()
+        data = await _read_all(peer, len(big) + 6 + 7)
+        assert data == big + b"abcdef" + b"mutable"
+        await proto.lost_fut
+        assert proto.events[-1] == ("lost", None)
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_write_errors(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        with pytest.raises(TypeError, match="bytes-like"):
+            tr.write("text")
+        tr.write(b"")  # nothing
+        assert tr.can_write_eof()
+        tr.write_eof()
+        with pytest.raises(RuntimeError, match="write_eof"):
+            tr.write(b"x")
+        assert await asyncio.get_running_loop().sock_recv(peer, 10) == b""
+        tr.close()
+        await proto.lost_fut
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_abort_drops_buffer_and_loses_connection_once(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        tr.write(b"z" * (8 << 20))
+        assert tr.get_write_buffer_size() > 0
+        tr.abort()
+        tr.abort()
+        tr.close()
+        assert tr.get_write_buffer_size() == 0
+        await asyncio.wait_for(proto.lost_fut, 5)
+        await asyncio.sleep(0.01)
+        assert [e for e in proto.events if isinstance(e, tuple)] == [("lost", None)]
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_extra_info(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        sock = tr.get_extra_info("socket")
+        assert sock.fileno() >= 0
+        assert tr.get_extra_info("sockname") == sock.getsockname()
+        assert tr.get_extra_info("peername") == sock.getpeername()
+        assert tr.get_extra_info("nonexistent", "dflt") == "dflt"
+        assert tr.get_protocol() is proto
+        tr.close()
+        await proto.lost_fut
+        peer.close()
+
+    run(loop_impl, main)
+
+
+class Buffered(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.buf = bytearray(7)
+        self.got = bytearray()
+        self.lost = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += self.buf[:nbytes]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(exc)
+
+
+def test_buffered_protocol_small_buffer(loop_impl: Any) -> None:
+    async def main() -> None:
+        proto = Buffered()
+        tr, peer = await _pair(proto)
+        payload = bytes(range(200)) * 50
+        await asyncio.get_running_loop().sock_sendall(peer, payload)
+        peer.shutdown(socket.SHUT_WR)
+        assert await asyncio.wait_for(proto.lost, 5) is None
+        assert bytes(proto.got) == payload
+        peer.close()
+
+    run(loop_impl, main)
+
+
+def test_protocol_exception_is_fatal_and_reported(loop_impl: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        contexts: list[dict] = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+        class Bad(Recorder):
+            def data_received(self, data: bytes) -> None:
+                raise ZeroDivisionError
+
+        proto = Bad()
+        tr, peer = await _pair(proto)
+        await loop.sock_sendall(peer, b"x")
+        exc = await asyncio.wait_for(proto.lost_fut, 5)
+        assert isinstance(exc, ZeroDivisionError)
+        assert contexts and "data_received" in contexts[0]["message"]
+        assert contexts[0]["transport"] is tr and contexts[0]["protocol"] is proto
+        peer.close()
+
+    run(loop_impl, main)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/fd")
+def test_no_fd_leak(loop_impl: Any) -> None:
+    import os
+
+    async def main() -> None:
+        for _ in range(50):
+            proto = Recorder()
+            tr, peer = await _pair(proto)
+            tr.write(b"data")
+            tr.close()
+            await proto.lost_fut
+            peer.close()
+
+    before = len(os.listdir("/proc/self/fd"))
+    run(loop_impl, main)
+    assert len(os.listdir("/proc/self/fd")) <= before
