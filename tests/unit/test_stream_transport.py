@@ -364,3 +364,23 @@ def test_no_fd_leak(loop_impl: Any) -> None:
     before = len(os.listdir("/proc/self/fd"))
     run(loop_impl, main)
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_abort_after_close_flushed_is_a_no_op() -> None:
+    """tideloop only: asyncio's abort() after a flushed close() fails on its cleared loop."""
+    import tideloop
+
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        tr.write(b"q" * (4 << 20))  # buffered, so close() waits for the flush
+        tr.close()
+        assert await _read_all(peer, 4 << 20) == b"q" * (4 << 20)
+        await asyncio.wait_for(proto.lost_fut, 5)
+        tr.abort()  # must not raise
+        tr.close()
+        await asyncio.sleep(0)
+        assert [e for e in proto.events if isinstance(e, tuple)] == [("lost", None)]
+        peer.close()
+
+    run(tideloop.new_event_loop, main)

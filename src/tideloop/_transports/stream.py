@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import socket
 import warnings
+from asyncio import constants as _constants
 from asyncio import futures as _futures
 from asyncio import protocols as _protocols
 from asyncio import transports as _transports
@@ -322,8 +323,9 @@ class StreamCore(TransportCore):
             self._loop._remove_writer(self._sock_fd)
             self._clear_buffer()
             self._fatal_error(exc, "Fatal write error on socket transport")
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_exception(exc)
+            waiter = self._empty_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
             return False
         self._buffer_size -= n
         while n:
@@ -345,9 +347,13 @@ class StreamCore(TransportCore):
         self._maybe_resume_protocol()  # May append to buffer.
         if not self._buffer:
             self._loop._remove_writer(self._sock_fd)
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_result(None)
+            waiter = self._empty_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             if self._closing:
+                # Counted, so that a later abort() sees the connection as lost (asyncio forgets
+                # to, and abort() then fails on the cleared loop).
+                self._conn_lost += 1
                 self._call_connection_lost(None)
             elif self._eof:
                 self._sock.shutdown(_SHUT_WR)
@@ -392,8 +398,9 @@ class StreamCore(TransportCore):
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         TransportCore._call_connection_lost(self, exc)
-        if self._empty_waiter is not None:
-            self._empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))
+        waiter = self._empty_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("Connection is closed by peer"))
 
     # ------------------------------------------------------------------ sendfile support
 
@@ -430,6 +437,10 @@ class StreamTransport(_transports.Transport):
     """
 
     __slots__ = ("_core", "write", "__weakref__")
+
+    # loop.sendfile() may use os.sendfile on this transport's socket (as asyncio's selector
+    # socket transport).
+    _sendfile_compatible = _constants._SendfileMode.TRY_NATIVE
 
     def __init__(self, core: StreamCore) -> None:
         self._core = core
