@@ -1,11 +1,15 @@
 cimport cython
 
+from ._sockio cimport tideloop_send
 from .base cimport TransportCore
 
 cdef object _set_result_unless_cancelled
 cdef Py_ssize_t _MAX_SIZE
+cdef Py_ssize_t _MAX_SIZE_INET
+cdef tuple _INET_FAMILIES
 cdef Py_ssize_t _HEADER_SIZE
 cdef bint _SEND_EMPTY
+cdef bint _NATIVE
 
 
 cdef class DatagramCore(TransportCore):
@@ -14,6 +18,9 @@ cdef class DatagramCore(TransportCore):
     cdef public bint _connected
     cdef public bint _paused
     cdef public bint _reading
+    cdef public Py_ssize_t _max_size
+    cdef object _datagram_received
+    cdef object _error_received
 
     cpdef _start(self, object waiter)
     cpdef _start_reading(self)
@@ -29,3 +36,4 @@ cdef class DatagramCore(TransportCore):
     cpdef _clear_buffer(self)
     cpdef close(self)
     cpdef _force_close(self, object exc)
+    cpdef _call_connection_lost(self, object exc)
