@@ -20,7 +20,7 @@ cdef extern from *:
     #define TIDELOOP_RECV_BUFSIZE (256 * 1024)
     static char tideloop_recv_buffer[TIDELOOP_RECV_BUFSIZE];
 
-    static PyObject *tideloop_recv_bytes(int fd, Py_ssize_t size) {
+    static CYTHON_UNUSED PyObject *tideloop_recv_bytes(int fd, Py_ssize_t size) {
         ssize_t n;
         if (size > TIDELOOP_RECV_BUFSIZE) size = TIDELOOP_RECV_BUFSIZE;
         for (;;) {
@@ -34,7 +34,7 @@ cdef extern from *:
         }
     }
 
-    static Py_ssize_t tideloop_recv_into(int fd, PyObject *buffer) {
+    static CYTHON_UNUSED Py_ssize_t tideloop_recv_into(int fd, PyObject *buffer) {
         Py_buffer view;
         ssize_t n;
         if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) return -1;
@@ -53,7 +53,7 @@ cdef extern from *:
         return (Py_ssize_t)n;
     }
 
-    static Py_ssize_t tideloop_send(int fd, PyObject *data) {
+    static CYTHON_UNUSED Py_ssize_t tideloop_send(int fd, PyObject *data) {
         Py_buffer view;
         ssize_t n;
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return -1;

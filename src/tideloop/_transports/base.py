@@ -44,6 +44,20 @@ def _logger() -> logging.Logger:
     return _base_events.logger
 
 
+def _protocol_method(protocol: Any, name: str) -> Any:
+    """protocol.<name>, bound now; or, if the protocol lacks it, a callable that looks it up
+    at each call, so the AttributeError comes when asyncio's would (on the first datagram or
+    error), not at creation."""
+    method = getattr(protocol, name, None)
+    if method is not None:
+        return method
+
+    def late_bound(*args: Any) -> Any:
+        return getattr(protocol, name)(*args)
+
+    return late_bound
+
+
 class TransportCore(IOWatcher):
     """State and behaviour common to the stream, datagram and pipe transports' cores."""
 

@@ -56,7 +56,7 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import TransportCore, _logger
+from .base import TransportCore, _logger, _protocol_method
 
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
 _MAX_SIZE = 256 * 1024  # as asyncio (_SelectorTransport.max_size): the most one recvfrom asks
@@ -77,20 +77,6 @@ _HEADER_SIZE = 8 if _SEND_EMPTY else 0
 # (same semantics as socket.send, without its per-call overhead); pure mode calls the method.
 # recvfrom/sendto keep the socket methods: they build and parse socket addresses.
 _NATIVE = not __file__.endswith(".py")
-
-
-def _protocol_method(protocol: Any, name: str) -> Any:
-    """protocol.<name>, bound now; or, if the protocol lacks it, a callable that looks it up
-    at each call, so the AttributeError comes when asyncio's would (on the first datagram or
-    error), not at creation."""
-    method = getattr(protocol, name, None)
-    if method is not None:
-        return method
-
-    def late_bound(*args: Any) -> Any:
-        return getattr(protocol, name)(*args)
-
-    return late_bound
 
 
 class DatagramCore(TransportCore):

@@ -37,7 +37,7 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import TransportCore, _logger
+from .base import TransportCore, _logger, _protocol_method
 
 _BufferedProtocol = _protocols.BufferedProtocol
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
@@ -98,11 +98,11 @@ class StreamCore(TransportCore):
     def set_protocol(self, protocol: Any) -> None:
         self._buffered = isinstance(protocol, _BufferedProtocol)
         if self._buffered:
-            self._get_buffer = protocol.get_buffer
-            self._buffer_updated = protocol.buffer_updated
+            self._get_buffer = _protocol_method(protocol, "get_buffer")
+            self._buffer_updated = _protocol_method(protocol, "buffer_updated")
             self._data_received = None
         else:
-            self._data_received = protocol.data_received
+            self._data_received = _protocol_method(protocol, "data_received")
             self._get_buffer = self._buffer_updated = None
         self._protocol = protocol
         self._protocol_connected = True
@@ -397,7 +397,11 @@ class StreamCore(TransportCore):
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
-        TransportCore._call_connection_lost(self, exc)
+        try:
+            TransportCore._call_connection_lost(self, exc)
+        finally:
+            # Release the protocol's bound methods, as the base class releases _protocol.
+            self._data_received = self._get_buffer = self._buffer_updated = None
         waiter = self._empty_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionError("Connection is closed by peer"))
