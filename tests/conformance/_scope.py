@@ -86,14 +86,14 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
         "tasks across threads via Runner (absent in 3.11-3.13, not yet validated)",
     ),
     # --- black-box, waiting for a tideloop feature -----------------------------------
-    "test_buffered_proto": (LATER, None, "later issue 3: transports (BufferedProtocol over TCP)"),
-    "test_server": (
-        LATER,
+    "test_buffered_proto": (RUN, None, "BufferedProtocol over tideloop's TCP transport"),
+    "test_server": (RUN, None, "Server objects, start_serving, unix server cleanup"),
+    "test_sendfile": (RUN, None, "loop.sendfile / sock_sendfile"),
+    "test_streams": (
+        RUN,
         None,
-        "later issue 3: transports (Server objects, start_serving, unix server cleanup)",
+        "asyncio's streams over tideloop's transports (issue 4 adds tideloop's own streams)",
     ),
-    "test_sendfile": (LATER, None, "later issue 3: transports (loop.sendfile / sock_sendfile)"),
-    "test_streams": (LATER, None, "later issue 4: streams"),
     "test_ssl": (LATER, None, "later issue 5: TLS"),
     "test_sslproto": (
         LATER,
