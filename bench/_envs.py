@@ -248,3 +248,37 @@ def tideloop_env(python: str, mode: str, snap: tuple[Path, str] | None,
     stamp.write_text(json.dumps(info))
     log(f"{mode}: ok, tideloop {probe['version']} COMPILED={probe['compiled']}")
     return Env(mode, str(py), "", info)
+
+
+# --- helpers for benchmark drivers (echo.py) ----------------------------------------------
+
+
+def prepare(python: str, modes, rebuild: bool = False) -> tuple[dict[str, Env], str | None]:
+    """The Envs for `modes` (a subset of "base", "compiled", "pure") and the source hash
+    the tideloop ones were built from (None when none was needed or src/ is missing)."""
+    envs: dict[str, Env] = {}
+    if "base" in modes:
+        envs["base"] = base_env(python, rebuild)
+    snap = None
+    for mode in ("compiled", "pure"):
+        if mode in modes:
+            if snap is None and (REPO / "src" / "tideloop" / "__init__.py").exists():
+                snap = snapshot()
+            envs[mode] = tideloop_env(python, mode, snap, rebuild)
+    return envs, snap[1] if snap else None
+
+
+def ensure_packages(env: Env, packages: dict[str, str]) -> str:
+    """pip install into env whatever of {import name: pip name} does not import yet.
+
+    Returns "" when all import afterwards, else the reason. A tideloop venv is made anew on
+    every rebuild, so this runs again after one (pip's wheel cache keeps that quick)."""
+    if not env.ok:
+        return env.reason
+    probe = "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in %r))"
+    if _run([env.python, "-I", "-c", probe % list(packages)], timeout=60)[0] == 0:
+        return ""
+    logfile = Path(env.python).parents[2] / f"{env.name}.log"
+    log(f"{env.name}: pip install {' '.join(packages.values())}")
+    rc, out = _run([env.python, "-m", "pip", "install", *packages.values()], logfile=logfile)
+    return "" if rc == 0 else f"pip install {' '.join(packages.values())} failed: {_tail(out, 1)}"
