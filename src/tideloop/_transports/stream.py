@@ -152,7 +152,8 @@ class StreamCore(TransportCore):
         if self._conn_lost:
             return
         if self._buffered:
-            self._read_ready__get_buffer()
+            # get_buffer and buffer_updated in one context entry, as asyncio's read handle.
+            self._context.run(self._read_ready__get_buffer)
         else:
             self._read_ready__data_received()
 
@@ -170,7 +171,7 @@ class StreamCore(TransportCore):
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
         if not data:
-            self._read_ready__on_eof()
+            self._read_ready__on_eof(False)
             return
         try:
             self._context.run(self._data_received, data)
@@ -181,7 +182,7 @@ class StreamCore(TransportCore):
 
     def _read_ready__get_buffer(self) -> None:
         try:
-            buf = self._context.run(self._get_buffer, -1)
+            buf = self._get_buffer(-1)
             if not len(buf):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -202,20 +203,24 @@ class StreamCore(TransportCore):
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
         if not nbytes:
-            self._read_ready__on_eof()
+            self._read_ready__on_eof(True)
             return
         try:
-            self._context.run(self._buffer_updated, nbytes)
+            self._buffer_updated(nbytes)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
 
-    def _read_ready__on_eof(self) -> None:
+    def _read_ready__on_eof(self, in_context: bool) -> None:
+        """EOF from the peer; ``in_context``: already running in the transport's context."""
         if self._loop.get_debug():
             _logger().debug("%r received EOF", self._facade)
         try:
-            keep_open = self._context.run(self._protocol.eof_received)
+            if in_context:
+                keep_open = self._protocol.eof_received()
+            else:
+                keep_open = self._context.run(self._protocol.eof_received)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
