@@ -125,25 +125,24 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
         "white-box: Windows proactor loop/transport internals with a mocked proactor",
     ),
     "test_unix_events": (
-        EXCLUDED,
+        RUN,
         None,
-        "white-box: _UnixSelectorEventLoop signal/pipe "
-        "internals, child watchers, unix transports with mocks/TestLoop",
+        "black-box parts: Unix socket servers/connections, sock_sendfile, TestFunctional, "
+        "TestFork; white-box classes excluded below",
     ),
     "test_windows_events": (EXCLUDED, None, "Windows only (ProactorEventLoop, IOCP)"),
     "test_windows_utils": (EXCLUDED, None, "Windows only (asyncio.windows_utils)"),
-    "test_protocols": (EXCLUDED, None, "loop-free: asyncio's Protocol ABCs' default methods"),
-    "test_transports": (
-        EXCLUDED,
-        None,
-        "loop-free: asyncio's transport ABCs and _FlowControlMixin (white-box)",
-    ),
+    "test_protocols": (RUN, None, "asyncio's Protocol base classes, which protocols on any loop use"),
+    "test_transports": (RUN, None, "asyncio's transport base classes (tideloop's facades derive)"),
 }
 
 # In-scope modules allowed to run tests without creating a loop under test (run.py fails a
 # module that does, because it means the substitution missed it): name -> reason.  Empty:
 # every in-scope module creates loops.
-LOOP_FREE: dict[str, str] = {}
+LOOP_FREE: dict[str, str] = {
+    "test_protocols": "tests asyncio's Protocol classes' default methods; makes no loop",
+    "test_transports": "tests asyncio's transport base classes with mocks; makes no loop",
+}
 
 # Not test modules.
 NON_TEST = {"__init__", "__main__", "echo", "echo2", "echo3", "functional", "utils"}
@@ -173,6 +172,31 @@ CLASS_EXCLUSIONS: list[tuple[str, str | None, str]] = [
         "test_tasks.GenericTaskTests",
         None,
         "loop-free: Task subclasses Future; the _asyncio C module imports",
+    ),
+    (
+        "test_unix_events.SelectorEventLoopSignalTests",
+        None,
+        "white-box: patches asyncio.unix_events.signal under _UnixSelectorEventLoop",
+    ),
+    (
+        "test_unix_events.UnixReadPipeTransportTests",
+        None,
+        "white-box: builds asyncio's _UnixReadPipeTransport on a mock loop and pipe",
+    ),
+    (
+        "test_unix_events.UnixWritePipeTransportTests",
+        None,
+        "white-box: builds asyncio's _UnixWritePipeTransport on a mock loop and pipe",
+    ),
+    (
+        "test_unix_events.*ChildWatcher*",
+        None,
+        "white-box: asyncio's child watcher classes with mocked os.waitpid / TestLoop",
+    ),
+    (
+        "test_unix_events.PolicyTests",
+        None,
+        "asyncio's own default policy and its child watcher (not the loop under test)",
     ),
 ]
 
@@ -342,7 +366,33 @@ def _adapt_test_sendfile(mod, sub):
     )
 
 
+def _adapt_test_unix_events(mod, sub):
+    """SelectorEventLoopUnixSocketTests builds ``asyncio.SelectorEventLoop()`` in setUp;
+    build the loop under test instead. (The sendfile class uses asyncio.new_event_loop(),
+    which is substituted everywhere.)"""
+    from test.test_asyncio import utils as test_utils
+
+    for name in ("SelectorEventLoopUnixSocketTests",):
+        (cls,) = _need(mod, name)
+        if "SelectorEventLoop()" not in _source_of(cls.setUp):
+            raise AdapterError(f"test_unix_events.{name}.setUp changed; update _scope.py")
+
+        def set_up(self, _base=test_utils.TestCase.setUp):
+            _base(self)
+            self.loop = sub.counted_factory()
+            self.set_event_loop(self.loop)
+
+        cls.setUp = set_up
+
+
+def _source_of(func) -> str:
+    import inspect
+
+    return inspect.getsource(func)
+
+
 ADAPTERS = {
+    "test_unix_events": _adapt_test_unix_events,
     "test_events": _adapt_test_events,
     "test_sock_lowlevel": _adapt_test_sock_lowlevel,
     "test_runners": _adapt_test_runners,

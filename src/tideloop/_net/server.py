@@ -55,6 +55,11 @@ from asyncio import events as _events
 from asyncio import exceptions as _exceptions
 from asyncio import tasks as _tasks
 from asyncio import trsock as _trsock
+
+try:
+    from asyncio import unix_events as _unix_events
+except ImportError:  # Windows: no Unix servers anyway
+    _unix_events = None
 from typing import Any
 from weakref import WeakSet
 
@@ -66,6 +71,8 @@ _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
 _HAS_IPv6 = hasattr(socket, "AF_INET6")
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
+# asyncio's cleanup_socket default: 3.13 removes a Unix server's socket file on close.
+_CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _TLS_MISSING = "TLS: issue 5"
 _copy_context = contextvars.copy_context
@@ -610,11 +617,17 @@ class ServerMixin:
         ssl_handshake_timeout: Any = None,
         ssl_shutdown_timeout: Any = None,
         start_serving: bool = True,
-        cleanup_socket: bool = True,
+        cleanup_socket: bool | None = None,
     ) -> Server:
         """Create a Unix stream server on ``path`` (a stale socket file there is removed;
         '\\0...' is an abstract address) or on a bound ``sock``; see asyncio. With
-        ``cleanup_socket``, close() removes the socket file if it is still the server's."""
+        ``cleanup_socket``, close() removes the socket file if it is still the server's.
+
+        ``cleanup_socket`` is 3.13's parameter; tideloop offers it on every version. Its
+        default follows the running Python, so existing code sees no change: True on 3.13+,
+        False before (where asyncio never removes the file)."""
+        if cleanup_socket is None:
+            cleanup_socket = _CLEANUP_SOCKET_DEFAULT
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and not ssl:
@@ -638,7 +651,8 @@ class ServerMixin:
                 except OSError as err:
                     # Directory may have permissions only to create socket.
                     _logger().error("Unable to check or remove stale UNIX socket %r: %r", path, err)
-            sock = socket.socket(_AF_UNIX, socket.SOCK_STREAM)
+            # Looked up per call: asyncio's tests patch asyncio.unix_events.socket.
+            sock = _unix_events.socket.socket(_AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.bind(path)
             except OSError as exc:
