@@ -132,7 +132,7 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
     ),
     "test_windows_events": (EXCLUDED, None, "Windows only (ProactorEventLoop, IOCP)"),
     "test_windows_utils": (EXCLUDED, None, "Windows only (asyncio.windows_utils)"),
-    "test_protocols": (RUN, None, "asyncio's Protocol base classes, which protocols on any loop use"),
+    "test_protocols": (RUN, None, "asyncio's Protocol base classes (used on any loop)"),
     "test_transports": (RUN, None, "asyncio's transport base classes (tideloop's facades derive)"),
 }
 
