@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import warnings
 from asyncio import base_events as _base_events
 from asyncio import constants as _constants
 from typing import Any
@@ -240,3 +241,74 @@ class TransportCore(IOWatcher):
         if self._closing:
             return "closing"
         return ""
+
+
+# --------------------------------------------------------------------------- facades
+# The methods every facade forwards to its core. Each facade class lists these mixins
+# before its asyncio base class, e.g. ``class StreamTransport(Facade, ReadFacade,
+# WriteFacade, asyncio.Transport)``; the mixins have empty __slots__, so the facade keeps
+# its own layout.
+
+
+class Facade:
+    """BaseTransport methods, the repr and the unclosed-transport warning."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        core = self._core
+        return repr(core).replace(type(core).__name__, type(self).__name__, 1)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        core = self._core
+        if core._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            core._close_fd()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._core._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._core._closing
+
+    def close(self) -> None:
+        self._core.close()
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._core.set_protocol(protocol)
+
+    def get_protocol(self) -> Any:
+        return self._core._protocol
+
+
+class ReadFacade:
+    """ReadTransport methods."""
+
+    __slots__ = ()
+
+    def is_reading(self) -> bool:
+        return self._core.is_reading()
+
+    def pause_reading(self) -> None:
+        self._core.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._core.resume_reading()
+
+
+class WriteFacade:
+    """The flow-control part of WriteTransport, and abort()."""
+
+    __slots__ = ()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._core._buffer_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._core.get_write_buffer_limits()
+
+    def abort(self) -> None:
+        self._core.abort()

@@ -50,13 +50,12 @@ from __future__ import annotations
 import collections
 import socket
 import sys
-import warnings
 from asyncio import futures as _futures
 from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import TransportCore, _logger, _protocol_method
+from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger, _protocol_method
 
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
 _MAX_SIZE = 256 * 1024  # as asyncio (_SelectorTransport.max_size): the most one recvfrom asks
@@ -301,7 +300,9 @@ class DatagramCore(TransportCore):
         return "<{}>".format(" ".join(info))
 
 
-class DatagramTransport(_transports.Transport, _transports.DatagramTransport):
+class DatagramTransport(
+    Facade, ReadFacade, WriteFacade, _transports.Transport, _transports.DatagramTransport
+):
     """tideloop's UDP/Unix datagram transport: a facade over a DatagramCore.
 
     Both an ``asyncio.DatagramTransport`` and an ``asyncio.Transport``, as asyncio's own
@@ -317,55 +318,6 @@ class DatagramTransport(_transports.Transport, _transports.DatagramTransport):
     def __init__(self, core: DatagramCore) -> None:
         self._core = core
         self.sendto = core.sendto
-
-    def __repr__(self) -> str:
-        return repr(self._core).replace("DatagramCore", type(self).__name__, 1)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        core = self._core
-        if core._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_fd()
-
-    # BaseTransport
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._core._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self._core._closing
-
-    def close(self) -> None:
-        self._core.close()
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._core.set_protocol(protocol)
-
-    def get_protocol(self) -> Any:
-        return self._core._protocol
-
-    # ReadTransport (asyncio's datagram transport has these too)
-    def is_reading(self) -> bool:
-        return self._core.is_reading()
-
-    def pause_reading(self) -> None:
-        self._core.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._core.resume_reading()
-
-    # flow control
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._core.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_size(self) -> int:
-        return self._core._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._core.get_write_buffer_limits()
-
-    # DatagramTransport (sendto: the slot above)
-    def abort(self) -> None:
-        self._core.abort()
 
 
 def make_datagram_transport(

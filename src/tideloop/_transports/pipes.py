@@ -69,13 +69,12 @@ import errno
 import os
 import stat
 import sys
-import warnings
 from asyncio import constants as _constants
 from asyncio import futures as _futures
 from asyncio import transports as _transports
 from typing import Any
 
-from .base import TransportCore, _logger
+from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger
 
 PIPE_OPEN = 0
 PIPE_CLOSING = 1
@@ -279,7 +278,7 @@ class ReadPipeCore(TransportCore):
         return _repr(self, type(self).__name__, self._reading, -1)
 
 
-class ReadPipeTransport(_transports.ReadTransport):
+class ReadPipeTransport(Facade, ReadFacade, _transports.ReadTransport):
     """tideloop's read pipe transport: an asyncio.ReadTransport over a ReadPipeCore.
 
     Unlike the stream facade it keeps a ``__dict__``: asyncio's pipe transports have one, and
@@ -292,15 +291,6 @@ class ReadPipeTransport(_transports.ReadTransport):
     def __init__(self, core: ReadPipeCore) -> None:
         self._core = core
 
-    def __repr__(self) -> str:
-        return repr(self._core).replace("ReadPipeCore", type(self).__name__, 1)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        core = self._core
-        if core._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_fd()
-
     @property
     def _pipe(self) -> Any:
         """The pipe object while open, else None (asyncio's attribute; tests assign it)."""
@@ -309,32 +299,6 @@ class ReadPipeTransport(_transports.ReadTransport):
     @_pipe.setter
     def _pipe(self, pipe: Any) -> None:
         self._core._sock = pipe
-
-    # BaseTransport
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._core._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self._core._closing
-
-    def close(self) -> None:
-        self._core.close()
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._core.set_protocol(protocol)
-
-    def get_protocol(self) -> Any:
-        return self._core._protocol
-
-    # ReadTransport
-    def is_reading(self) -> bool:
-        return self._core.is_reading()
-
-    def pause_reading(self) -> None:
-        self._core.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._core.resume_reading()
 
 
 # --------------------------------------------------------------------------------- write side
@@ -537,7 +501,7 @@ class WritePipeCore(TransportCore):
         return _repr(self, type(self).__name__, bool(self._buffer), len(self._buffer))
 
 
-class WritePipeTransport(_transports.WriteTransport):
+class WritePipeTransport(Facade, WriteFacade, _transports.WriteTransport):
     """tideloop's write pipe transport: an asyncio.WriteTransport over a WritePipeCore.
 
     Keeps a ``__dict__`` for the same reason as ReadPipeTransport.
@@ -548,15 +512,6 @@ class WritePipeTransport(_transports.WriteTransport):
     def __init__(self, core: WritePipeCore) -> None:
         self._core = core
 
-    def __repr__(self) -> str:
-        return repr(self._core).replace("WritePipeCore", type(self).__name__, 1)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        core = self._core
-        if core._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_fd()
-
     @property
     def _pipe(self) -> Any:
         """The pipe object while open, else None (asyncio's attribute; tests assign it)."""
@@ -565,32 +520,6 @@ class WritePipeTransport(_transports.WriteTransport):
     @_pipe.setter
     def _pipe(self, pipe: Any) -> None:
         self._core._sock = pipe
-
-    # BaseTransport
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._core._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self._core._closing
-
-    def close(self) -> None:
-        self._core.close()
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._core.set_protocol(protocol)
-
-    def get_protocol(self) -> Any:
-        return self._core._protocol
-
-    # WriteTransport
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._core.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_size(self) -> int:
-        return len(self._core._buffer)
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._core.get_write_buffer_limits()
 
     def write(self, data: Any) -> None:
         self._core.write(data)
@@ -603,9 +532,6 @@ class WritePipeTransport(_transports.WriteTransport):
 
     def can_write_eof(self) -> bool:
         return True
-
-    def abort(self) -> None:
-        self._core.abort()
 
 
 # ---------------------------------------------------------------------------------- factories

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import socket
-import warnings
 from asyncio import constants as _constants
 from asyncio import futures as _futures
 from asyncio import protocols as _protocols
@@ -37,7 +36,7 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import TransportCore, _logger, _protocol_method
+from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger, _protocol_method
 
 _BufferedProtocol = _protocols.BufferedProtocol
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
@@ -438,7 +437,7 @@ class StreamCore(TransportCore):
         return "<{}>".format(" ".join(info))
 
 
-class StreamTransport(_transports.Transport):
+class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
     """tideloop's TCP/Unix stream transport: an asyncio.Transport over a StreamCore.
 
     ``write`` is not a method here but a slot holding the core's bound ``write``: the hottest
@@ -455,51 +454,6 @@ class StreamTransport(_transports.Transport):
         self._core = core
         self.write = core.write
 
-    def __repr__(self) -> str:
-        return repr(self._core).replace("StreamCore", type(self).__name__, 1)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        core = self._core
-        if core._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_fd()
-
-    # BaseTransport
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._core._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self._core._closing
-
-    def close(self) -> None:
-        self._core.close()
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._core.set_protocol(protocol)
-
-    def get_protocol(self) -> Any:
-        return self._core._protocol
-
-    # ReadTransport
-    def is_reading(self) -> bool:
-        return self._core.is_reading()
-
-    def pause_reading(self) -> None:
-        self._core.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._core.resume_reading()
-
-    # WriteTransport
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._core.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_size(self) -> int:
-        return self._core._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._core.get_write_buffer_limits()
-
     def writelines(self, list_of_data: Any) -> None:
         self._core.writelines(list_of_data)
 
@@ -508,9 +462,6 @@ class StreamTransport(_transports.Transport):
 
     def can_write_eof(self) -> bool:
         return True
-
-    def abort(self) -> None:
-        self._core.abort()
 
     # sendfile support (loop.sendfile)
     def _make_empty_waiter(self) -> Any:
