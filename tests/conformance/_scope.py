@@ -94,6 +94,11 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
         None,
         "asyncio's streams over tideloop's transports (issue 4 adds tideloop's own streams)",
     ),
+    "test_streams_tideloop": (
+        RUN,
+        None,
+        "derived: test_streams with tideloop.streams in place of asyncio's streams (DERIVED)",
+    ),
     "test_ssl": (LATER, None, "later issue 5: TLS"),
     "test_sslproto": (
         LATER,
@@ -143,6 +148,11 @@ LOOP_FREE: dict[str, str] = {
     "test_protocols": "tests asyncio's Protocol classes' default methods; makes no loop",
     "test_transports": "tests asyncio's transport base classes with mocks; makes no loop",
 }
+
+# Derived modules: a CPython test module run again with something of tideloop's swapped in.
+# name -> (base module, adapter run after the base module's own adapter).  A derived
+# module's test ids carry its own name, so its expected failures are its own.
+DERIVED: dict[str, tuple[str, object]] = {}
 
 # Not test modules.
 NON_TEST = {"__init__", "__main__", "echo", "echo2", "echo3", "functional", "utils"}
@@ -390,6 +400,46 @@ def _source_of(func) -> str:
 
     return inspect.getsource(func)
 
+
+STREAM_NAMES = (
+    "StreamReader",
+    "StreamWriter",
+    "StreamReaderProtocol",
+    "open_connection",
+    "start_server",
+    "open_unix_connection",
+    "start_unix_server",
+)
+
+
+def _adapt_tideloop_streams(mod, sub):
+    """test_streams with tideloop's streams: the module's global ``asyncio`` becomes a copy of
+    asyncio whose stream names (and ``asyncio.streams``' ones) are tideloop.streams'; the
+    test classes are renamed into the derived module so their ids are distinct."""
+    import asyncio
+    import types
+
+    from tideloop import streams as tide_streams
+
+    if getattr(mod, "asyncio", None) is not asyncio:
+        raise AdapterError("test_streams no longer imports asyncio as a module global")
+    proxy = types.ModuleType("asyncio")
+    proxy.__dict__.update(asyncio.__dict__)
+    sproxy = types.ModuleType("asyncio.streams")
+    sproxy.__dict__.update(asyncio.streams.__dict__)
+    for name in (*STREAM_NAMES, "FlowControlMixin"):
+        setattr(sproxy, name, getattr(tide_streams, name))
+        if name in STREAM_NAMES:
+            setattr(proxy, name, getattr(tide_streams, name))
+    proxy.streams = sproxy
+    mod.asyncio = proxy
+    for value in list(vars(mod).values()):
+        if isinstance(value, type) and issubclass(value, unittest.TestCase):
+            if value.__module__ == mod.__name__:
+                value.__module__ = "test.test_asyncio.test_streams_tideloop"
+
+
+DERIVED["test_streams_tideloop"] = ("test_streams", _adapt_tideloop_streams)
 
 ADAPTERS = {
     "test_unix_events": _adapt_test_unix_events,

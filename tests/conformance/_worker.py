@@ -212,10 +212,13 @@ def main(spec_path: str) -> int:
 
     name = spec["module"]
     try:
-        mod = importlib.import_module(name if name.startswith("_") else PREFIX + name)
-        adapter = _scope.ADAPTERS.get(name)
+        base, derived_adapter = _scope.DERIVED.get(name, (name, None))
+        mod = importlib.import_module(base if base.startswith("_") else PREFIX + base)
+        adapter = _scope.ADAPTERS.get(base)
         if adapter is not None:
             adapter(mod, _substitute)
+        if derived_adapter is not None:
+            derived_adapter(mod, _substitute)
         tests = list(flatten(unittest.defaultTestLoader.loadTestsFromModule(mod)))
     except BaseException:
         emit(ev="fatal", phase="import", detail=traceback.format_exc())

@@ -364,6 +364,7 @@ def select_modules(args):
     present = sorted(
         p.stem for p in Path(pkg.__path__[0]).glob("*.py") if p.stem not in _scope.NON_TEST
     )
+    present += sorted(d for d, (base, _) in _scope.DERIVED.items() if base in present)
     wanted = {m for arg in args.module for m in arg.split(",") if m}
     unknown = wanted - set(present) - {SANITY}
     if unknown:
