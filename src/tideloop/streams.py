@@ -319,9 +319,12 @@ class StreamReaderProtocol(FlowControlMixin):
         self._transport = None
 
     def data_received(self, data: Any) -> None:
-        reader = self._stream_reader
-        if reader is not None:
-            reader.feed_data(data)
+        # The hot path: the weak reference is dereferenced inline, not through the property.
+        wr = self._stream_reader_wr
+        if wr is not None:
+            reader = wr()
+            if reader is not None:
+                reader.feed_data(data)
 
     def eof_received(self) -> bool:
         reader = self._stream_reader
@@ -349,7 +352,15 @@ class StreamWriter:
     """Wraps a Transport: write(), writelines(), [can_]write_eof(), get_extra_info(),
     close(), plus drain() for flow control and wait_closed()."""
 
-    __slots__ = ("_transport", "_protocol", "_reader", "_loop", "_complete_fut", "__weakref__")
+    __slots__ = (
+        "_transport",
+        "_protocol",
+        "_reader",
+        "_loop",
+        "_complete_fut",
+        "_inline_drain",
+        "__weakref__",
+    )
 
     def __init__(self, transport: Any, protocol: Any, reader: Any, loop: Any) -> None:
         self._transport = transport
@@ -360,6 +371,11 @@ class StreamWriter:
         self._loop = loop
         self._complete_fut = loop.create_future()
         self._complete_fut.set_result(None)
+        # Invariant: True only if the protocol's _drain_helper is FlowControlMixin's, whose
+        # fast path (neither paused nor lost: return at once) drain() may then run inline.
+        self._inline_drain = (
+            getattr(type(protocol), "_drain_helper", None) is FlowControlMixin._drain_helper
+        )
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__, f"transport={self._transport!r}"]
@@ -409,7 +425,10 @@ class StreamWriter:
             # Yield so connection_lost() may run: a write(); await drain() loop must see
             # the error once the socket is closed (asyncio's reasoning).
             await _sleep(0)
-        await self._protocol._drain_helper()
+        protocol = self._protocol
+        if self._inline_drain and not protocol._paused and not protocol._connection_lost:
+            return
+        await protocol._drain_helper()
 
     async def start_tls(
         self,
@@ -718,7 +737,19 @@ class StreamReader:
 
         buf = self._buffer
         if not buf and not self._eof:
-            await self._wait_for_data("read")
+            # _wait_for_data("read"), inlined: this is the hot path of every stream server.
+            if self._waiter is not None:
+                raise RuntimeError(
+                    "read() called while another coroutine is already waiting for incoming data"
+                )
+            if self._paused:
+                self._paused = False
+                self._transport.resume_reading()
+            self._waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         # Correct even when the buffer holds fewer than n bytes.
         if n >= len(buf):
             data = bytes(buf)
