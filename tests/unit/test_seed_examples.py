@@ -6,7 +6,8 @@ tests/seeds/MANIFEST.md says where each one comes from. Each test here runs one 
 a server and a client) in a subprocess of this interpreter, either through
 ``python -m tideloop`` (id ``tide``) or with plain ``python`` (id ``aio``: the control, which
 must meet the same expectations on the reference loop), and checks what it printed, line by
-line, plus its exit status and stderr.
+line, plus its exit status and stderr. The streams examples also run with id ``tidestreams``:
+tideloop's loop with tideloop's own streams swapped in for asyncio's (``_tidestreams.py``).
 
 Features tideloop does not have yet: a ``tide`` case whose example needs a loop method that
 tideloop still inherits, unimplemented, from ``asyncio.AbstractEventLoop`` is a strict xfail
@@ -93,9 +94,10 @@ def _tideloop_lacks(method: str) -> bool:
     return getattr(cls, method) is getattr(asyncio.AbstractEventLoop, method)
 
 
-def impls(*methods: str) -> list[Any]:
+def impls(*methods: str, streams: bool = False) -> list[Any]:
     """The ``impl`` parameters: ``tide`` (a strict xfail while a needed method is missing)
-    and ``aio``."""
+    and ``aio``; with *streams*, also ``tidestreams``: tideloop's loop and tideloop's
+    streams in place of asyncio's (_tidestreams.py)."""
     for method in methods:
         assert method in FEATURES, method
     missing = [method for method in methods if _tideloop_lacks(method)]
@@ -105,7 +107,10 @@ def impls(*methods: str) -> list[Any]:
         issues = ", ".join(str(n) for n in sorted({FEATURES[method][1] for method in missing}))
         label = "issue" if "," not in issues else "issues"
         marks.append(pytest.mark.xfail(reason=f"needs {needs}: {label} {issues}", strict=True))
-    return [pytest.param("tide", marks=marks, id="tide"), pytest.param("aio", id="aio")]
+    params = [pytest.param("tide", marks=marks, id="tide"), pytest.param("aio", id="aio")]
+    if streams:
+        params.append(pytest.param("tidestreams", marks=marks, id="tidestreams"))
+    return params
 
 
 # ------------------------------------------------------------------------------- running
@@ -130,7 +135,13 @@ class Result:
 
 
 def command(impl: str, name: str, *args: str) -> list[str]:
-    launcher = ["-m", "tideloop"] if impl == "tide" else []
+    if impl == "tidestreams" and not name.endswith("_streams"):
+        impl = "tide"  # a Protocol example beside a streams one: tideloop's loop alone
+    launcher = {
+        "tide": ["-m", "tideloop"],
+        "tidestreams": [str(Path(__file__).with_name("_tidestreams.py"))],
+        "aio": [],
+    }[impl]
     return [sys.executable, *launcher, str(SEEDS / f"{name}.py"), *args]
 
 
@@ -386,9 +397,17 @@ TCP_CLIENTS = {
 
 
 @needs_proc_net
-@pytest.mark.parametrize("client", TCP_CLIENTS)
-@pytest.mark.parametrize("server", TCP_SERVERS)
-@pytest.mark.parametrize("impl", impls("create_server", "create_connection"))
+@pytest.mark.parametrize(
+    ("impl", "server", "client"),
+    [
+        pytest.param(p.values[0], server, client, marks=p.marks, id=f"{p.id}-{server}-{client}")
+        for p in impls("create_server", "create_connection", streams=True)
+        for server in TCP_SERVERS
+        for client in TCP_CLIENTS
+        # tidestreams: only pairs with a streams example (the others are the tide case)
+        if p.id != "tidestreams" or "streams" in server + client
+    ],
+)
 def test_tcp_echo(
     impl: str, server: str, client: str, background: Callable[..., Background], tmp_path: Path
 ) -> None:
@@ -440,9 +459,14 @@ def test_udp_echo(
 
 
 @pytest.mark.parametrize(
-    "name", ["create_connection_existing_socket", "open_connection_existing_socket_streams"]
+    ("impl", "name"),
+    [
+        pytest.param(p.values[0], name, marks=p.marks, id=f"{p.id}-{name}")
+        for p in impls("create_connection", streams=True)
+        for name in ("create_connection_existing_socket", "open_connection_existing_socket_streams")
+        if p.id != "tidestreams" or name.endswith("_streams")
+    ],
 )
-@pytest.mark.parametrize("impl", impls("create_connection"))
 def test_existing_socket(impl: str, name: str, tmp_path: Path) -> None:
     # A socketpair() end registered with the loop (protocol or streams), fed 'abc' by the other.
     assert_ok(run(impl, name, cwd=tmp_path), ["Received: abc"])
@@ -656,9 +680,9 @@ def head_server(
     ("scheme", "impl"),
     [
         *(pytest.param("http", *p.values, marks=p.marks, id=f"http-{p.id}")
-          for p in impls("create_connection")),
+          for p in impls("create_connection", streams=True)),
         *(pytest.param("https", *p.values, marks=p.marks, id=f"https-{p.id}")
-          for p in impls("create_connection", "start_tls")),
+          for p in impls("create_connection", "start_tls", streams=True)),
     ],
 )  # fmt: skip
 def test_http_headers(impl: str, scheme: str, tmp_path: Path) -> None:
