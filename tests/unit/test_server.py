@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,41 @@ def test_wait_closed_semantics(loop_impl: Any) -> None:
         await server.wait_closed()  # returns at once from now on
 
     run(loop_impl, main)
+
+
+def test_abandoned_transport_detaches(loop_impl: Any) -> None:
+    """A server connection that its protocol drops while reading is paused (nothing else
+    holds it) is collected with a ResourceWarning and detaches, so wait_closed() returns
+    (asyncio 3.13; 3.12 asyncio waits forever, tideloop behaves as 3.13 everywhere)."""
+    need_313_api(loop_impl, "Transport.__del__ -> Server._detach")
+
+    class Dropper(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            transport.pause_reading()  # unregistered: only this frame holds it
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Dropper, "127.0.0.1", 0)
+        client = await connect(server.sockets[0].getsockname())
+        with client:
+            await asyncio.sleep(0.05)
+            server.close()
+            waiter = asyncio.create_task(server.wait_closed())
+            await asyncio.sleep(0.01)
+            assert waiter.done() is (not PY312)  # 3.11 returns at once once closed
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # the socket's own warning comes too
+                gc.collect()
+            assert any("unclosed transport" in str(w.message) for w in caught), caught
+            await asyncio.wait_for(waiter, TIMEOUT)
+            assert await recv_exactly(client, 1) == b""  # the socket was closed
+
+    gc.collect()
+    gc.disable()  # the transport must be collected by the gc.collect() above, not before
+    try:
+        run(loop_impl, main)
+    finally:
+        gc.enable()
 
 
 def test_close_clients(loop_impl: Any) -> None:

@@ -61,7 +61,6 @@ try:
 except ImportError:  # Windows: no Unix servers anyway
     _unix_events = None
 from typing import Any
-from weakref import WeakSet
 
 from .._core.watcher import IOWatcher
 from .._transports.stream import make_stream_transport
@@ -109,10 +108,12 @@ class Server(_events.AbstractServer):
 
     Invariant: ``_sockets is None`` iff close() was called; then ``_serving`` is False.
     Invariant: ``_waiters is None`` iff the waiters of wait_closed() were woken, which happens
-    once: when the server is closed and ``_clients`` is empty, in either order.
-    Invariant: ``_clients`` holds the transports attached and not yet detached (weakly, so an
-    abandoned transport can still be collected and warn, as asyncio); ``_anonymous`` counts
-    the attachments made without a transport.
+    once: when the server is closed and no connection is attached, in either order.
+    Invariant: ``_attached`` counts the ``_attach()`` calls not yet matched by ``_detach()``.
+    A transport detaches in its connection_lost or, if abandoned and collected, in its
+    ``__del__`` (as asyncio 3.13). The server keeps no reference to its transports (a set of
+    weak references cost ~200 bytes per idle connection): close_clients() finds them in the
+    loop's fd -> transport map by their core's ``_server``.
     """
 
     def __init__(
@@ -127,8 +128,7 @@ class Server(_events.AbstractServer):
     ) -> None:
         self._loop = loop
         self._sockets = sockets
-        self._clients: WeakSet = WeakSet()
-        self._anonymous = 0  # attached without a transport (see _attach)
+        self._attached = 0
         self._waiters: list | None = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -146,25 +146,27 @@ class Server(_events.AbstractServer):
     def _attach(self, transport: Any = None) -> None:
         """Called by a transport created for an accepted connection.
 
-        Without an argument (3.11/3.12 asyncio's signature, which their tests call) it counts
-        an anonymous connection, released by ``_detach()`` without an argument.
+        The argument is optional, as in 3.11/3.12 asyncio's signature (their tests call it
+        without one); only the count matters.
         """
-        if transport is None:
-            self._anonymous += 1
-        else:
-            self._clients.add(transport)
+        self._attached += 1
 
     def _detach(self, transport: Any = None) -> None:
-        """Called by that transport after its connection_lost()."""
-        if transport is None:
-            self._anonymous -= 1
-        else:
-            self._clients.discard(transport)
+        """Called by that transport after its connection_lost() (or from its __del__)."""
+        self._attached -= 1
         if self._sockets is None and self._idle():
             self._wakeup()
 
     def _idle(self) -> bool:
-        return self._anonymous == 0 and len(self._clients) == 0
+        return self._attached == 0
+
+    def _clients(self) -> list:
+        """The transports attached to this server and still open."""
+        return [
+            transport
+            for transport in list(self._loop._transports.values())
+            if getattr(getattr(transport, "_core", None), "_server", None) is self
+        ]
 
     def _wakeup(self) -> None:
         waiters = self._waiters
@@ -178,12 +180,12 @@ class Server(_events.AbstractServer):
 
     def close_clients(self) -> None:
         """Close every connection of this server (3.13 API)."""
-        for transport in self._clients.copy():
+        for transport in self._clients():
             transport.close()
 
     def abort_clients(self) -> None:
         """Abort every connection of this server, dropping buffered output (3.13 API)."""
-        for transport in self._clients.copy():
+        for transport in self._clients():
             transport.abort()
 
     # ------------------------------------------------------------------ serving

@@ -264,6 +264,10 @@ class Facade:
         if core._sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             core._close_fd()
+            server = core._server
+            if server is not None:  # abandoned: connection_lost will never detach it
+                core._server = None
+                server._detach(self)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._core._extra.get(name, default)

@@ -21,6 +21,8 @@ Readiness comes straight from the loop (``_on_readable`` / ``_on_writable``, see
 ``_core/watcher.py``), without a Handle per event.
 
 Invariant: ``_buffer`` holds bytes-like chunks, none empty; ``_buffer_size`` is their total.
+``_buffer`` is None while nothing is buffered (an idle connection keeps no deque: an empty
+deque costs ~760 bytes, more than half of what a whole idle connection needs otherwise).
 Invariant: the fd is watched for writing iff ``_buffer`` is non-empty (and not conn_lost).
 Invariant: the fd is watched for reading iff ``is_reading()`` and connection_made has run.
 """
@@ -81,7 +83,7 @@ class StreamCore(TransportCore):
 
     def __init__(self, loop: Any, sock: Any, extra: dict | None) -> None:
         TransportCore.__init__(self, loop, sock, sock.fileno(), extra)
-        self._buffer = collections.deque()
+        self._buffer = None
         self._paused = False
         self._eof = False
         self._empty_waiter = None
@@ -278,7 +280,10 @@ class StreamCore(TransportCore):
             chunk = data if not sent else memoryview(data)[sent:]
         else:
             chunk = bytes(memoryview(data).cast("B")[sent:])
-        self._buffer.append(chunk)
+        buffer = self._buffer
+        if buffer is None:
+            self._buffer = buffer = collections.deque()
+        buffer.append(chunk)
         self._buffer_size += len(chunk)
 
     def writelines(self, list_of_data: Any) -> None:
@@ -350,6 +355,7 @@ class StreamCore(TransportCore):
             return
         self._maybe_resume_protocol()  # May append to buffer.
         if not self._buffer:
+            self._buffer = None
             self._loop._remove_writer(self._sock_fd)
             waiter = self._empty_waiter
             if waiter is not None and not waiter.done():
@@ -363,7 +369,7 @@ class StreamCore(TransportCore):
                 self._sock.shutdown(_SHUT_WR)
 
     def _clear_buffer(self) -> None:
-        self._buffer.clear()
+        self._buffer = None
         self._buffer_size = 0
 
     def write_eof(self) -> None:
@@ -471,6 +477,9 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
         self._core._reset_empty_waiter()
 
 
+_last_sockname: list = [None]  # make_stream_transport's one-entry cache of equal socknames
+
+
 def make_stream_transport(
     loop: Any,
     sock: Any,
@@ -491,9 +500,17 @@ def make_stream_transport(
     extra_info = core._extra
     extra_info["socket"] = _trsock.TransportSocket(sock)
     try:
-        extra_info["sockname"] = sock.getsockname()
+        sockname = sock.getsockname()
     except OSError:
-        extra_info["sockname"] = None
+        sockname = None
+    else:
+        # Every connection a server accepts on one address has an equal sockname: share one
+        # tuple (~150 bytes less per idle connection).
+        if sockname == _last_sockname[0]:
+            sockname = _last_sockname[0]
+        else:
+            _last_sockname[0] = sockname
+    extra_info["sockname"] = sockname
     if "peername" not in extra_info:
         try:
             extra_info["peername"] = sock.getpeername()
