@@ -90,9 +90,11 @@ def _matrix(kinds, sizes, conns) -> list[Workload]:
 
 
 FULL = (_matrix(("protocol", "buffered"), (1, 10, 100), (1, 10, 100))
+        + _matrix(("protocol",), (1,), (1000,))
         + _matrix(("streams", "aiostreams"), (1,), (10,)) + [Workload("http", 0, 10)]
         + _matrix(("udp",), (1,), (1, 10)))
-DEFAULT = (_matrix(("protocol",), (1,), (1, 10, 100)) + _matrix(("protocol",), (10, 100), (10,))
+DEFAULT = (_matrix(("protocol",), (1,), (1, 10, 100, 1000))
+           + _matrix(("protocol",), (10, 100), (10,))
            + _matrix(("buffered",), (1, 100), (10,))
            + _matrix(("streams", "aiostreams"), (1,), (10,)) + [Workload("http", 0, 10)]
            + _matrix(("udp",), (1,), (10,)))
