@@ -725,6 +725,41 @@ def test_pause_resume_reading(loop_impl: Any) -> None:
     run(loop_impl, main)
 
 
+@pytest.mark.parametrize("action", ["pause", "close"])
+def test_burst_stops_when_callback_pauses_or_closes(loop_impl: Any, action: str) -> None:
+    """Several datagrams queued at once: a datagram_received that pauses (or closes) the
+    transport gets no further datagram in the same pass (tideloop reads a batch per
+    readiness event; asyncio reads one)."""
+
+    class Stopper(Recorder):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            super().datagram_received(data, addr)
+            if action == "pause":
+                self.transport.pause_reading()
+            else:
+                self.transport.close()
+
+    async def main() -> None:
+        st, server, ct, client = await udp_pair(Stopper)
+        st.pause_reading()
+        for i in range(8):
+            ct.sendto(b"%d" % i)
+        await asyncio.sleep(0.05)  # all eight are queued in the kernel
+        st.resume_reading()
+        await server.wait_for(1)
+        await asyncio.sleep(0.05)
+        assert [d for d, _ in server.datagrams] == [b"0"]
+        if action == "pause":
+            st.resume_reading()
+            await server.wait_for(2)
+            assert [d for d, _ in server.datagrams] == [b"0", b"1"]
+            st.close()
+        await close_all((ct, client))
+        await server.lost_fut
+
+    run(loop_impl, main)
+
+
 def test_callbacks_run_in_creators_context(loop_impl: Any) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[str] = []

@@ -9,6 +9,7 @@ cdef Py_ssize_t _MAX_SIZE_INET
 cdef tuple _INET_FAMILIES
 cdef Py_ssize_t _HEADER_SIZE
 cdef bint _SEND_EMPTY
+cdef int _DATAGRAMS_PER_PASS
 cdef bint _NATIVE
 
 
