@@ -2,6 +2,7 @@ from tideloop._core.loop cimport Loop
 from tideloop._core.watcher cimport IOWatcher
 
 cdef object _copy_context
+cdef object _set_result_unless_cancelled
 cdef Py_ssize_t _LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 
@@ -21,11 +22,20 @@ cdef class TransportCore(IOWatcher):
     cdef public Py_ssize_t _high_water
     cdef public Py_ssize_t _low_water
     cdef public Py_ssize_t _buffer_size
+    cdef public bint _paused
+    cdef public bint _reading
 
     cpdef _maybe_pause_protocol(self)
     cpdef _maybe_resume_protocol(self)
     cpdef _write_after_conn_lost(self)
     cpdef _clear_buffer(self)
+    cpdef _start(self, object waiter)
+    cpdef _start_reading(self)
+    cpdef bint is_reading(self)
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)
+    cdef _stop_reading(self)
+    cpdef close(self)
     cpdef _force_close(self, object exc)
     cpdef _call_connection_lost(self, object exc)
     cpdef _close_fd(self)

@@ -32,12 +32,16 @@ import logging
 import warnings
 from asyncio import base_events as _base_events
 from asyncio import constants as _constants
+from asyncio import futures as _futures
 from typing import Any
 
 from .._core.watcher import IOWatcher
 
 _copy_context = contextvars.copy_context
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+
+
+_set_result_unless_cancelled = _futures._set_result_unless_cancelled
 
 
 def _logger() -> logging.Logger:
@@ -78,6 +82,8 @@ class TransportCore(IOWatcher):
         "_high_water",
         "_low_water",
         "_buffer_size",
+        "_paused",
+        "_reading",
     )
 
     def __init__(self, loop: Any, sock: Any, fd: int, extra: dict | None) -> None:
@@ -98,6 +104,8 @@ class TransportCore(IOWatcher):
         self._buffer_size = 0
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
+        self._paused = False  # pause_reading() called (and not resumed)
+        self._reading = False  # registered with the loop for reading
 
     # ------------------------------------------------------------------ basics
 
@@ -201,7 +209,62 @@ class TransportCore(IOWatcher):
             )
         self._force_close(exc)
 
+    # ------------------------------------------------------------------ starting and reading
+    # Shared by the stream and datagram cores; the pipe cores override these with their
+    # state-table versions.
+
+    def _start(self, waiter: Any) -> None:
+        """Schedule connection_made, then reading, then the waiter (asyncio's order)."""
+        loop = self._loop
+        loop.call_soon(self._protocol.connection_made, self._facade)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def _start_reading(self) -> None:
+        if self.is_reading():
+            self._reading = True
+            self._loop._add_reader(self._sock_fd, self)
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop.get_debug():
+            _logger().debug("%r pauses reading", self._facade)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop.get_debug():
+            _logger().debug("%r resumes reading", self._facade)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop._remove_reader(self._sock_fd)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Stop reading; connection_lost(None) follows once the write buffer is flushed."""
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._buffer_size:  # invariant: 0 iff nothing is buffered
+            self._conn_lost += 1
+            self._loop._remove_writer(self._sock_fd)
+            self._loop.call_soon(self._call_connection_lost, None)
+
     def _force_close(self, exc: BaseException | None) -> None:
+        """Close now, dropping buffered output; connection_lost(exc) follows."""
         if self._conn_lost:
             return
         if self._buffer_size:
@@ -209,7 +272,7 @@ class TransportCore(IOWatcher):
             self._loop._remove_writer(self._sock_fd)
         if not self._closing:
             self._closing = True
-            self._loop._remove_reader(self._sock_fd)
+            self._stop_reading()
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 

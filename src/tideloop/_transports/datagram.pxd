@@ -3,7 +3,6 @@ cimport cython
 from ._sockio cimport tideloop_send
 from .base cimport TransportCore
 
-cdef object _set_result_unless_cancelled
 cdef Py_ssize_t _MAX_SIZE
 cdef Py_ssize_t _MAX_SIZE_INET
 cdef tuple _INET_FAMILIES
@@ -17,24 +16,14 @@ cdef class DatagramCore(TransportCore):
     cdef public object _buffer
     cdef public object _address
     cdef public bint _connected
-    cdef public bint _paused
-    cdef public bint _reading
     cdef public Py_ssize_t _max_size
     cdef object _datagram_received
     cdef object _error_received
 
-    cpdef _start(self, object waiter)
-    cpdef _start_reading(self)
-    cpdef bint is_reading(self)
-    cpdef pause_reading(self)
-    cpdef resume_reading(self)
-    cdef _stop_reading(self)
     cpdef _on_readable(self)
     @cython.locals(chunk=bytes)
     cpdef sendto(self, object data, object addr=*)
     @cython.locals(buffer=object, item=tuple, data=bytes)
     cpdef _on_writable(self)
     cpdef _clear_buffer(self)
-    cpdef close(self)
-    cpdef _force_close(self, object exc)
     cpdef _call_connection_lost(self, object exc)

@@ -50,14 +50,12 @@ from __future__ import annotations
 import collections
 import socket
 import sys
-from asyncio import futures as _futures
 from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger, _protocol_method
+from .base import Facade, ReadFacade, TransportCore, WriteFacade, _protocol_method
 
-_set_result_unless_cancelled = _futures._set_result_unless_cancelled
 _MAX_SIZE = 256 * 1024  # as asyncio (_SelectorTransport.max_size): the most one recvfrom asks
 # An IP datagram carries at most 65535 bytes in all (UDP: 65507 payload bytes over IPv4, 65527
 # over IPv6; Linux has no UDP jumbograms), so asking for more can only cost: recvfrom mallocs
@@ -86,8 +84,6 @@ class DatagramCore(TransportCore):
         "_buffer",
         "_address",
         "_connected",
-        "_paused",
-        "_reading",
         "_max_size",
         "_datagram_received",
         "_error_received",
@@ -100,8 +96,6 @@ class DatagramCore(TransportCore):
         self._address = address
         # The socket has a peer (extra "peername" is true): send(), not sendto().
         self._connected = False
-        self._paused = False
-        self._reading = False  # registered with the loop for reading
         self._max_size = _MAX_SIZE_INET if sock.family in _INET_FAMILIES else _MAX_SIZE
         # The protocol's bound methods, looked up once per set_protocol() (as uvloop does).
         self._datagram_received = None
@@ -115,44 +109,7 @@ class DatagramCore(TransportCore):
         self._protocol = protocol
         self._protocol_connected = True
 
-    def _start(self, waiter: Any) -> None:
-        """Schedule connection_made, then reading, then the waiter (asyncio's order)."""
-        loop = self._loop
-        loop.call_soon(self._protocol.connection_made, self._facade)
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
-
-    def _start_reading(self) -> None:
-        if self.is_reading():
-            self._reading = True
-            self._loop._add_reader(self._sock_fd, self)
-
     # ------------------------------------------------------------------ reading
-
-    def is_reading(self) -> bool:
-        return not self._paused and not self._closing
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            _logger().debug("%r pauses reading", self._facade)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            _logger().debug("%r resumes reading", self._facade)
-
-    def _stop_reading(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop._remove_reader(self._sock_fd)
 
     def _on_readable(self) -> None:
         """Deliver up to _DATAGRAMS_PER_PASS queued datagrams, stopping at EAGAIN, an error,
@@ -268,28 +225,6 @@ class DatagramCore(TransportCore):
         self._buffer_size = 0
 
     # ------------------------------------------------------------------ closing
-
-    def close(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._stop_reading()
-        if not self._buffer:
-            self._conn_lost += 1
-            self._loop._remove_writer(self._sock_fd)
-            self._loop.call_soon(self._call_connection_lost, None)
-
-    def _force_close(self, exc: BaseException | None) -> None:
-        if self._conn_lost:
-            return
-        if self._buffer:
-            self._clear_buffer()
-            self._loop._remove_writer(self._sock_fd)
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         try:

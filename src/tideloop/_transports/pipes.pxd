@@ -25,8 +25,6 @@ cdef str _repr(TransportCore core, str name, bint polling, Py_ssize_t bufsize)
 
 cdef class ReadPipeCore(TransportCore):
     cdef public int _state
-    cdef public bint _paused
-    cdef public bint _reading
 
     cdef _set_state(self, int state)
     cpdef _start(self, object waiter)

@@ -140,13 +140,11 @@ def _repr(core: Any, name: str, polling: bool, bufsize: int) -> str:
 class ReadPipeCore(TransportCore):
     """The working half of a read pipe transport; see the module docstring."""
 
-    __slots__ = ("_state", "_paused", "_reading")
+    __slots__ = ("_state",)  # _paused, _reading: TransportCore's
 
     def __init__(self, loop: Any, pipe: Any, fd: int, extra: dict | None) -> None:
         TransportCore.__init__(self, loop, pipe, fd, extra)
         self._state = PIPE_OPEN
-        self._paused = False
-        self._reading = False  # registered with the loop for reading
 
     def _set_state(self, state: int) -> None:
         _check_transition(self._state, state)

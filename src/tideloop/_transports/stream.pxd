@@ -4,7 +4,6 @@ from ._sockio cimport tideloop_recv_bytes, tideloop_recv_into, tideloop_send
 from .base cimport TransportCore
 
 cdef object _BufferedProtocol
-cdef object _set_result_unless_cancelled
 cdef bint _HAS_SENDMSG
 cdef Py_ssize_t _IOV_MAX
 cdef Py_ssize_t _MAX_SIZE
@@ -14,21 +13,13 @@ cdef bint _NATIVE
 
 cdef class StreamCore(TransportCore):
     cdef public object _buffer
-    cdef public bint _paused
     cdef public bint _eof
     cdef public object _empty_waiter
     cdef public bint _buffered
-    cdef public bint _reading
     cdef object _data_received
     cdef object _get_buffer
     cdef object _buffer_updated
 
-    cpdef _start(self, object waiter)
-    cpdef _start_reading(self)
-    cpdef bint is_reading(self)
-    cpdef pause_reading(self)
-    cpdef resume_reading(self)
-    cdef _stop_reading(self)
     cpdef _on_readable(self)
     cdef _read_ready__data_received(self)
     @cython.locals(nbytes=Py_ssize_t)
@@ -43,6 +34,4 @@ cdef class StreamCore(TransportCore):
     cpdef _on_writable(self)
     cpdef _clear_buffer(self)
     cpdef write_eof(self)
-    cpdef close(self)
-    cpdef _force_close(self, object exc)
     cpdef _call_connection_lost(self, object exc)

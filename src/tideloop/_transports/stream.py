@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import socket
 from asyncio import constants as _constants
-from asyncio import futures as _futures
 from asyncio import protocols as _protocols
 from asyncio import transports as _transports
 from asyncio import trsock as _trsock
@@ -41,7 +40,6 @@ from typing import Any
 from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger, _protocol_method
 
 _BufferedProtocol = _protocols.BufferedProtocol
-_set_result_unless_cancelled = _futures._set_result_unless_cancelled
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 # sendmsg takes at most IOV_MAX buffers (1024 on Linux; SC_IOV_MAX where available).
 try:
@@ -71,11 +69,9 @@ class StreamCore(TransportCore):
 
     __slots__ = (
         "_buffer",
-        "_paused",
         "_eof",
         "_empty_waiter",
         "_buffered",
-        "_reading",
         "_data_received",
         "_get_buffer",
         "_buffer_updated",
@@ -84,11 +80,9 @@ class StreamCore(TransportCore):
     def __init__(self, loop: Any, sock: Any, extra: dict | None) -> None:
         TransportCore.__init__(self, loop, sock, sock.fileno(), extra)
         self._buffer = None
-        self._paused = False
         self._eof = False
         self._empty_waiter = None
         self._buffered = False
-        self._reading = False  # registered with the loop for reading
         # The protocol's bound methods, looked up once per set_protocol() (as uvloop does).
         self._data_received = None
         self._get_buffer = None
@@ -108,46 +102,7 @@ class StreamCore(TransportCore):
         self._protocol = protocol
         self._protocol_connected = True
 
-    def _start(self, waiter: Any) -> None:
-        """Schedule connection_made, then reading, then the waiter (asyncio's order)."""
-        loop = self._loop
-        loop.call_soon(self._protocol.connection_made, self._facade)
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
-
-    def _start_reading(self) -> None:
-        if self.is_reading():
-            self._reading = True
-            self._loop._add_reader(self._sock_fd, self)
-
     # ------------------------------------------------------------------ reading
-
-    def is_reading(self) -> bool:
-        return not self._paused and not self._closing
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        if self._reading:
-            self._reading = False
-            self._loop._remove_reader(self._sock_fd)
-        if self._loop.get_debug():
-            _logger().debug("%r pauses reading", self._facade)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            _logger().debug("%r resumes reading", self._facade)
-
-    def _stop_reading(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop._remove_reader(self._sock_fd)
 
     def _on_readable(self) -> None:
         if self._conn_lost:
@@ -383,28 +338,6 @@ class StreamCore(TransportCore):
         return True
 
     # ------------------------------------------------------------------ closing
-
-    def close(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._stop_reading()
-        if not self._buffer:
-            self._conn_lost += 1
-            self._loop._remove_writer(self._sock_fd)
-            self._loop.call_soon(self._call_connection_lost, None)
-
-    def _force_close(self, exc: BaseException | None) -> None:
-        if self._conn_lost:
-            return
-        if self._buffer:
-            self._clear_buffer()
-            self._loop._remove_writer(self._sock_fd)
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         try:
