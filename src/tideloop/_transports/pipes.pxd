@@ -27,12 +27,6 @@ cdef class ReadPipeCore(TransportCore):
     cdef public int _state
 
     cdef _set_state(self, int state)
-    cpdef _start(self, object waiter)
-    cpdef _start_reading(self)
-    cdef _stop_reading(self)
-    cpdef bint is_reading(self)
-    cpdef pause_reading(self)
-    cpdef resume_reading(self)
     cpdef _on_readable(self)
     cpdef _read_ready(self)
     cpdef _on_writable(self)

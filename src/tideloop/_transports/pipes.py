@@ -151,46 +151,8 @@ class ReadPipeCore(TransportCore):
         self._state = state
         self._closing = True
 
-    def _start(self, waiter: Any) -> None:
-        """Schedule connection_made, then reading, then the waiter (asyncio's order)."""
-        loop = self._loop
-        loop.call_soon(self._protocol.connection_made, self._facade)
-        # only start reading when connection_made() has been called
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            # only wake up the waiter when connection_made() has been called
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
-
-    def _start_reading(self) -> None:
-        if self.is_reading():
-            self._reading = True
-            self._loop._add_reader(self._sock_fd, self)
-
-    def _stop_reading(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop._remove_reader(self._sock_fd)
-
-    # ------------------------------------------------------------------ reading
-
-    def is_reading(self) -> bool:
-        return not self._paused and not self._closing
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            _logger().debug("%r pauses reading", self._facade)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            _logger().debug("%r resumes reading", self._facade)
+    # _start, _start_reading, _stop_reading, is_reading, pause_reading and resume_reading:
+    # TransportCore's.
 
     def _on_readable(self) -> None:
         if self._closing:
