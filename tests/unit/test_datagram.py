@@ -197,6 +197,46 @@ def test_udp_unconnected_sendto(loop_impl: Any) -> None:
     run(loop_impl, main)
 
 
+@pytest.mark.parametrize(
+    "host,family",
+    [("127.0.0.1", socket.AF_INET), pytest.param("::1", socket.AF_INET6, marks=NO_V6)],
+    ids=["v4", "v6"],
+)
+def test_source_addresses_from_interleaved_senders(loop_impl: Any, host: str, family: int) -> None:
+    """Datagrams from three senders, interleaved: each arrives with exactly the tuple
+    socket.recvfrom gives (the sender's getsockname(), a 4-tuple on IPv6), and an echo to
+    that tuple, or to an equal tuple that is another object, reaches the right sender.
+    (The compiled build caches the last source address: this is what must not go stale.)"""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        st, server = await loop.create_datagram_endpoint(
+            lambda: Recorder(echo=True), local_addr=(host, 0)
+        )
+        addr = st.get_extra_info("sockname")
+        clients = []
+        for _ in range(3):
+            clients.append(await loop.create_datagram_endpoint(Recorder, local_addr=(host, 0)))
+        order = [0, 0, 1, 2, 1, 1, 0, 2, 2, 0]
+        for n, i in enumerate(order):
+            clients[i][0].sendto(b"%d" % n, addr)
+            await clients[i][1].wait_for(order[: n + 1].count(i))
+        expected = [clients[i][0].get_extra_info("sockname") for i in order]
+        assert [a for _, a in server.datagrams] == expected
+        for i, (_, proto) in enumerate(clients):
+            assert [d for d, _ in proto.datagrams] == [
+                b"%d" % n for n, j in enumerate(order) if j == i
+            ]
+        # An equal address that is a different object (not the one just received).
+        target = clients[1][0].get_extra_info("sockname")
+        st.sendto(b"direct", tuple(list(target)))
+        await clients[1][1].wait_for(order.count(1) + 1)
+        assert clients[1][1].datagrams[-1] == (b"direct", addr)
+        await close_all(*clients, (st, server))
+
+    run(loop_impl, main)
+
+
 def test_allow_broadcast_with_remote_addr_does_not_connect(loop_impl: Any) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -6,6 +6,13 @@
 # (BlockingIOError for EAGAIN, ...). send uses MSG_NOSIGNAL so a vanished peer is EPIPE, not
 # SIGPIPE, even in an embedding application that did not ignore SIGPIPE.
 #
+# Datagrams (AF_INET/AF_INET6 only): tideloop_recvfrom_data reads one datagram like
+# socket.recvfrom and keeps its source address, raw, in a static sockaddr; the caller asks
+# whether it equals the raw address it cached (tideloop_last_addr_is) and only otherwise builds
+# the raw copy (tideloop_last_addr_raw) and from it the address tuple (tideloop_addr_tuple:
+# exactly socket.recvfrom's tuple). tideloop_sendto_raw sends to such a raw address. A server
+# that answers the address it was given then parses and formats no address at all.
+#
 # tideloop_recv_bytes reads into one static 256 KiB buffer and copies out exactly what came:
 # no 256 KiB allocation and shrink per read (socket.recv(n) allocates n bytes up front). The
 # buffer is shared by every loop of the process; that is safe because the read and the copy
@@ -16,6 +23,9 @@ cdef extern from *:
     #include <sys/types.h>
     #include <sys/socket.h>
     #include <errno.h>
+    #include <string.h>
+    #include <netinet/in.h>
+    #include <arpa/inet.h>
 
     #define TIDELOOP_RECV_BUFSIZE (256 * 1024)
     static char tideloop_recv_buffer[TIDELOOP_RECV_BUFSIZE];
@@ -53,6 +63,95 @@ cdef extern from *:
         return (Py_ssize_t)n;
     }
 
+    static CYTHON_UNUSED struct sockaddr_storage tideloop_last_addr;
+    static CYTHON_UNUSED socklen_t tideloop_last_addrlen = 0;
+
+    static CYTHON_UNUSED PyObject *tideloop_recvfrom_data(int fd, Py_ssize_t size) {
+        ssize_t n;
+        if (size > TIDELOOP_RECV_BUFSIZE) size = TIDELOOP_RECV_BUFSIZE;
+        for (;;) {
+            tideloop_last_addrlen = sizeof(tideloop_last_addr);
+            n = recvfrom(fd, tideloop_recv_buffer, (size_t)size, 0,
+                         (struct sockaddr *)&tideloop_last_addr, &tideloop_last_addrlen);
+            if (n >= 0) return PyBytes_FromStringAndSize(tideloop_recv_buffer, n);
+            tideloop_last_addrlen = 0;
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) return NULL;
+                continue;
+            }
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+
+    static CYTHON_UNUSED int tideloop_last_addr_is(PyObject *raw) {
+        return raw != NULL && PyBytes_CheckExact(raw)
+            && PyBytes_GET_SIZE(raw) == (Py_ssize_t)tideloop_last_addrlen
+            && memcmp(PyBytes_AS_STRING(raw), &tideloop_last_addr, tideloop_last_addrlen) == 0;
+    }
+
+    static CYTHON_UNUSED PyObject *tideloop_last_addr_raw(void) {
+        return PyBytes_FromStringAndSize((const char *)&tideloop_last_addr,
+                                         (Py_ssize_t)tideloop_last_addrlen);
+    }
+
+    /* socket.recvfrom's address tuple for a raw sockaddr (bytes, from tideloop_last_addr_raw):
+       CPython's make_ipv4_addr / make_ipv6_addr. Reads only its argument, so a collection
+       triggered while building the tuple cannot change what it formats. */
+    static CYTHON_UNUSED PyObject *tideloop_addr_tuple(PyObject *raw) {
+        char text[INET6_ADDRSTRLEN];
+        struct sockaddr_storage sa;
+        Py_ssize_t len;
+        if (!PyBytes_CheckExact(raw)) {
+            PyErr_SetString(PyExc_TypeError, "tideloop: raw address must be bytes");
+            return NULL;
+        }
+        len = PyBytes_GET_SIZE(raw);
+        if (len > (Py_ssize_t)sizeof(sa)) len = (Py_ssize_t)sizeof(sa);
+        memset(&sa, 0, sizeof(sa));
+        memcpy(&sa, PyBytes_AS_STRING(raw), (size_t)len);
+        if (sa.ss_family == AF_INET && len >= (Py_ssize_t)sizeof(struct sockaddr_in)) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+            if (inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text)) == NULL)
+                return PyErr_SetFromErrno(PyExc_OSError);
+            return Py_BuildValue("(si)", text, (int)ntohs(a->sin_port));
+        }
+        if (sa.ss_family == AF_INET6 && len >= (Py_ssize_t)sizeof(struct sockaddr_in6)) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&sa;
+            if (inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text)) == NULL)
+                return PyErr_SetFromErrno(PyExc_OSError);
+            return Py_BuildValue("(siII)", text, (int)ntohs(a->sin6_port),
+                                 (unsigned int)ntohl(a->sin6_flowinfo),
+                                 (unsigned int)a->sin6_scope_id);
+        }
+        PyErr_SetString(PyExc_OSError, "tideloop: not an IPv4/IPv6 address");
+        return NULL;
+    }
+
+    static CYTHON_UNUSED Py_ssize_t tideloop_sendto_raw(int fd, PyObject *data, PyObject *raw) {
+        Py_buffer view;
+        ssize_t n;
+        if (!PyBytes_CheckExact(raw)) {
+            PyErr_SetString(PyExc_TypeError, "tideloop: raw address must be bytes");
+            return -1;
+        }
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return -1;
+        for (;;) {
+            n = sendto(fd, view.buf, (size_t)view.len, 0,
+                       (const struct sockaddr *)PyBytes_AS_STRING(raw),
+                       (socklen_t)PyBytes_GET_SIZE(raw));
+            if (n >= 0) break;
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) { PyBuffer_Release(&view); return -1; }
+                continue;
+            }
+            PyErr_SetFromErrno(PyExc_OSError);
+            PyBuffer_Release(&view);
+            return -1;
+        }
+        PyBuffer_Release(&view);
+        return (Py_ssize_t)n;
+    }
+
     static CYTHON_UNUSED Py_ssize_t tideloop_send(int fd, PyObject *data) {
         Py_buffer view;
         ssize_t n;
@@ -75,3 +174,8 @@ cdef extern from *:
     object tideloop_recv_bytes(int fd, Py_ssize_t size)
     Py_ssize_t tideloop_recv_into(int fd, object buffer) except -1
     Py_ssize_t tideloop_send(int fd, object data) except -1
+    object tideloop_recvfrom_data(int fd, Py_ssize_t size)
+    bint tideloop_last_addr_is(object raw)
+    object tideloop_last_addr_raw()
+    object tideloop_addr_tuple(object raw)
+    Py_ssize_t tideloop_sendto_raw(int fd, object data, object raw) except -1

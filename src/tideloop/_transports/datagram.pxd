@@ -1,6 +1,13 @@
 cimport cython
 
-from ._sockio cimport tideloop_send
+from ._sockio cimport (
+    tideloop_addr_tuple,
+    tideloop_last_addr_is,
+    tideloop_last_addr_raw,
+    tideloop_recvfrom_data,
+    tideloop_send,
+    tideloop_sendto_raw,
+)
 from .base cimport TransportCore
 
 cdef Py_ssize_t _MAX_SIZE
@@ -17,6 +24,9 @@ cdef class DatagramCore(TransportCore):
     cdef public object _address
     cdef public bint _connected
     cdef public Py_ssize_t _max_size
+    cdef bint _native_addrs
+    cdef object _raddr
+    cdef object _raddr_raw
     cdef object _datagram_received
     cdef object _error_received
 

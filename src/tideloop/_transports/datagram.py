@@ -72,8 +72,9 @@ _SEND_EMPTY = sys.version_info >= (3, 13)
 _DATAGRAMS_PER_PASS = 16  # the most _on_readable delivers per readiness event
 _HEADER_SIZE = 8 if _SEND_EMPTY else 0
 # True in the compiled build: a connected socket's send() goes through _sockio.pxd's C shim
-# (same semantics as socket.send, without its per-call overhead); pure mode calls the method.
-# recvfrom/sendto keep the socket methods: they build and parse socket addresses.
+# (same semantics as socket.send, without its per-call overhead), and so do an IP socket's
+# recvfrom and its sendto back to the address last received (see _on_readable / sendto);
+# pure mode calls the socket methods.
 _NATIVE = not __file__.endswith(".py")
 
 
@@ -85,6 +86,9 @@ class DatagramCore(TransportCore):
         "_address",
         "_connected",
         "_max_size",
+        "_native_addrs",
+        "_raddr",
+        "_raddr_raw",
         "_datagram_received",
         "_error_received",
     )
@@ -97,6 +101,12 @@ class DatagramCore(TransportCore):
         # The socket has a peer (extra "peername" is true): send(), not sendto().
         self._connected = False
         self._max_size = _MAX_SIZE_INET if sock.family in _INET_FAMILIES else _MAX_SIZE
+        # Compiled, IP: recvfrom/sendto through the C shims. _raddr is the address tuple of
+        # the last datagram whose source differed from the one before, _raddr_raw its raw
+        # sockaddr: invariant, _raddr is what socket.recvfrom returns for _raddr_raw.
+        self._native_addrs = _NATIVE and sock.family in _INET_FAMILIES
+        self._raddr: Any = None
+        self._raddr_raw: Any = None
         # The protocol's bound methods, looked up once per set_protocol() (as uvloop does).
         self._datagram_received = None
         self._error_received = None
@@ -124,7 +134,17 @@ class DatagramCore(TransportCore):
             return
         for _ in range(_DATAGRAMS_PER_PASS):
             try:
-                data, addr = self._sock.recvfrom(self._max_size)
+                if self._native_addrs:
+                    data = tideloop_recvfrom_data(self._sock_fd, self._max_size)  # noqa: F821
+                    if tideloop_last_addr_is(self._raddr_raw):  # noqa: F821
+                        addr = self._raddr
+                    else:
+                        raw = tideloop_last_addr_raw()  # noqa: F821
+                        addr = tideloop_addr_tuple(raw)  # noqa: F821
+                        self._raddr_raw = raw
+                        self._raddr = addr
+                else:
+                    data, addr = self._sock.recvfrom(self._max_size)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -162,7 +182,12 @@ class DatagramCore(TransportCore):
             # Attempt to send it right away first.
             try:
                 if not self._connected:
-                    self._sock.sendto(data, addr)
+                    if addr is self._raddr and addr is not None:
+                        # The address last received (checked by identity: an echo passes
+                        # back the very tuple it got): its raw sockaddr is cached.
+                        tideloop_sendto_raw(self._sock_fd, data, self._raddr_raw)  # noqa: F821
+                    else:
+                        self._sock.sendto(data, addr)
                 elif _NATIVE:
                     tideloop_send(self._sock_fd, data)  # noqa: F821
                 else:
