@@ -460,12 +460,14 @@ class ChildWatcher:
     ``add`` must be called in the loop's thread; ``close`` after the loop closed.
     """
 
-    __slots__ = ("_loop", "_children", "_threads")
+    __slots__ = ("_loop", "_children", "_waiting", "_threads")
 
     def __init__(self, loop: Any) -> None:
         self._loop = loop
         # pid -> (transport, pidfd); see the module docstring's invariant.
         self._children: dict[int, tuple[SubprocessTransport, int]] = {}
+        # pid -> transport, for children reaped by a thread while the loop is open.
+        self._waiting: dict[int, SubprocessTransport] = {}
         self._threads: set[threading.Thread] = set()
 
     def add(self, transp: SubprocessTransport) -> None:
@@ -510,21 +512,24 @@ class ChildWatcher:
         _notify_exit(self._loop, transp, returncode)
 
     def _start_thread(self, pid: int, proc: Any, transp: SubprocessTransport | None) -> None:
-        """Reap pid in a daemon thread; report to transp's loop unless transp is None.
+        """Reap pid in a daemon thread; report to the loop while transp is in ``_waiting``.
 
-        A reaper (transp None) holds only the Popen, so that the transport can still be
-        collected, and its finalizer kill the child.
+        The thread itself holds only the Popen: once the loop closed (``close`` empties
+        ``_waiting``) nothing here keeps the transport alive, so that its finalizer can kill
+        the child, as with pidfd watching.
         """
+        if transp is not None:
+            self._waiting[pid] = transp
         thread = threading.Thread(
             target=self._wait_in_thread,
             name=f"tideloop-waitpid-{pid}",
-            args=(pid, proc, transp),
+            args=(pid, proc),
             daemon=True,
         )
         self._threads.add(thread)
         thread.start()
 
-    def _wait_in_thread(self, pid: int, proc: Any, transp: SubprocessTransport | None) -> None:
+    def _wait_in_thread(self, pid: int, proc: Any) -> None:
         loop = self._loop
         try:
             try:
@@ -533,14 +538,15 @@ class ChildWatcher:
                 returncode = _returncode_after_echild(proc, pid)
             else:
                 returncode = os.waitstatus_to_exitcode(status)
-                if transp is not None and loop.get_debug():
-                    _logger().debug("process %s exited with returncode %s", pid, returncode)
+            transp = self._waiting.pop(pid, None)
             if transp is not None:
+                if loop.get_debug():
+                    _logger().debug("process %s exited with returncode %s", pid, returncode)
                 try:
                     loop.call_soon_threadsafe(_notify_exit, loop, transp, returncode)
                     return
-                except RuntimeError:  # the loop is closed
-                    _logger().warning("Loop %r that handles pid %r is closed", loop, pid)
+                except RuntimeError:  # the loop closed meanwhile
+                    pass
             if proc.returncode is None:
                 proc.returncode = returncode
         finally:
@@ -548,6 +554,7 @@ class ChildWatcher:
 
     def close(self) -> None:
         """The loop closed: stop watching; reap the children still running in threads."""
+        self._waiting.clear()
         children = list(self._children.items())
         self._children.clear()
         for pid, (transp, pidfd) in children:
