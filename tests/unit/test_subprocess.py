@@ -581,3 +581,33 @@ def test_reaped_behind_our_back_reports_popen_status() -> None:
         return transport.get_returncode()
 
     assert run(tideloop.new_event_loop, main) == 9
+
+
+@pytest.mark.skipif(
+    not hasattr(asyncio, "AbstractChildWatcher"), reason="asyncio has child watchers until 3.14"
+)
+def test_explicit_child_watcher_is_honoured(loop_impl: Any) -> None:
+    # A watcher the program set with set_child_watcher() is used as asyncio uses it: an
+    # inactive one refuses to start the child (CPython's GenericWatcherTests).
+    from unittest import mock
+
+    watcher = mock.create_autospec(asyncio.AbstractChildWatcher)
+    watcher.is_active.return_value = False
+    watcher.__enter__.return_value = watcher
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="not activated"):
+            await asyncio.create_subprocess_exec(TRUE)
+
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        policy.set_child_watcher(watcher)
+    try:
+        run(loop_impl, main)
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            policy.set_child_watcher(None)
+    watcher.add_child_handler.assert_not_called()
+    watcher.is_active.assert_called_once_with()
