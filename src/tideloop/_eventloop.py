@@ -20,6 +20,7 @@ from ._net.dns import DnsMixin
 from ._net.pipes import PipesMixin
 from ._net.server import ServerMixin
 from ._net.sockops import SockOpsMixin
+from ._net.subprocess import SubprocessMixin
 from ._signals import SignalsMixin
 
 
@@ -29,6 +30,7 @@ class EventLoop(
     ServerMixin,
     DatagramMixin,
     PipesMixin,
+    SubprocessMixin,
     SockOpsMixin,
     DnsMixin,
     Loop,
@@ -44,6 +46,7 @@ class EventLoop(
         """Close the loop (see asyncio); also removes signal handlers, as asyncio's Unix loop."""
         Loop.close(self)
         self._close_signals()
+        self._close_subprocesses()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not self.is_closed():

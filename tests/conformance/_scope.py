@@ -107,10 +107,10 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
         "SslProtoHandshakeTests are white-box (asyncio.sslproto internals)",
     ),
     "test_subprocess": (
-        LATER,
+        RUN,
         None,
-        "later issue 6: subprocess (also white-box parts: "
-        "child watchers, BaseSubprocessTransport with TestLoop)",
+        "subprocess_exec/shell and asyncio.create_subprocess_*, once per child watcher class "
+        "(tideloop watches children itself; a SIGCHLD watcher set explicitly is honoured)",
     ),
     # --- out of scope -----------------------------------------------------------------
     "test_base_events": (

@@ -1,0 +1,258 @@
+"""subprocess_exec and subprocess_shell, as asyncio's base_events and unix_events (3.11-3.13).
+
+Arguments are checked exactly as asyncio checks them (ValueError for universal_newlines,
+text, encoding, errors, a bufsize other than 0, and shell= contradicting the method); every
+other keyword goes to ``subprocess.Popen`` untouched, so whatever Popen accepts on this
+Python (cwd, env, start_new_session, process_group, user, group, extra_groups, umask,
+pass_fds, close_fds, preexec_fn, ...) works, and what it rejects raises Popen's exception.
+
+Children are watched by the loop itself (``_transports/subprocess.py``: pidfd, else a
+thread), not by asyncio's policy child watcher, so subprocesses work in any thread and
+need no SIGCHLD handler. One exception keeps tideloop a drop-in on 3.11-3.13: a watcher
+that the program installed explicitly with ``asyncio.set_child_watcher()`` (a SIGCHLD
+watcher such as SafeChildWatcher or FastChildWatcher, which reap children themselves, or
+one of its own) is used as asyncio's loop uses it. asyncio's PidfdChildWatcher and
+ThreadedChildWatcher are not needed: tideloop's own watching does what they do.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from asyncio import base_events as _base_events
+from asyncio import events as _events
+from typing import Any
+
+from .._transports.subprocess import _PY311, ChildWatcher, SubprocessTransport
+
+_format_pipe = _base_events._format_pipe
+
+
+def _explicit_child_watcher() -> Any:
+    """The child watcher the program set on asyncio's policy, if it needs honouring, else None.
+
+    Reads the policy's attribute instead of calling get_child_watcher(), which would create
+    a default watcher (and warns on 3.12+). Always None where asyncio has no watchers (3.14+).
+    """
+    policy = getattr(_events, "_event_loop_policy", None)
+    watcher = getattr(policy, "_watcher", None)
+    if watcher is None:
+        return None
+    from asyncio import unix_events
+
+    own = tuple(
+        getattr(unix_events, name)
+        for name in ("PidfdChildWatcher", "ThreadedChildWatcher")
+        if hasattr(unix_events, name)
+    )
+    if isinstance(watcher, own):
+        return None
+    return watcher
+
+
+class SubprocessMixin:
+    """Subprocesses on the loop: ``subprocess_exec`` / ``subprocess_shell``."""
+
+    __slots__ = ()
+
+    _child_watcher: ChildWatcher | None = None  # made on the first subprocess
+
+    async def subprocess_shell(
+        self,
+        protocol_factory: Any,
+        cmd: Any,
+        *,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        universal_newlines: bool = False,
+        shell: bool = True,
+        bufsize: int = 0,
+        encoding: Any = None,
+        errors: Any = None,
+        text: Any = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """Run ``cmd`` in the shell; return (transport, protocol) once connection_made ran."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError("cmd must be a string")
+        if universal_newlines:
+            raise ValueError("universal_newlines must be False")
+        if not shell:
+            raise ValueError("shell must be True")
+        if bufsize != 0:
+            raise ValueError("bufsize must be 0")
+        if text:
+            raise ValueError("text must be False")
+        if encoding is not None:
+            raise ValueError("encoding must be None")
+        if errors is not None:
+            raise ValueError("errors must be None")
+
+        protocol = protocol_factory()
+        debug_log = None
+        if self._debug:  # type: ignore[attr-defined]
+            # don't log parameters: they may contain sensitive information
+            # (password) and may be too long
+            debug_log = f"run shell command {cmd!r}"
+            self._log_subprocess(debug_log, stdin, stdout, stderr)
+        transport = await self._make_subprocess_transport(
+            protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs
+        )
+        if self._debug and debug_log is not None:  # type: ignore[attr-defined]
+            _base_events.logger.info("%s: %r", debug_log, transport)
+        return transport, protocol
+
+    async def subprocess_exec(
+        self,
+        protocol_factory: Any,
+        program: Any,
+        *args: Any,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        universal_newlines: bool = False,
+        shell: bool = False,
+        bufsize: int = 0,
+        encoding: Any = None,
+        errors: Any = None,
+        text: Any = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """Run ``program`` with ``args``; return (transport, protocol) once connection_made ran."""
+        if universal_newlines:
+            raise ValueError("universal_newlines must be False")
+        if shell:
+            raise ValueError("shell must be False")
+        if bufsize != 0:
+            raise ValueError("bufsize must be 0")
+        if text:
+            raise ValueError("text must be False")
+        if encoding is not None:
+            raise ValueError("encoding must be None")
+        if errors is not None:
+            raise ValueError("errors must be None")
+
+        popen_args = (program, *args)
+        protocol = protocol_factory()
+        debug_log = None
+        if self._debug:  # type: ignore[attr-defined]
+            # don't log parameters: they may contain sensitive information
+            # (password) and may be too long
+            debug_log = f"execute program {program!r}"
+            self._log_subprocess(debug_log, stdin, stdout, stderr)
+        transport = await self._make_subprocess_transport(
+            protocol, popen_args, False, stdin, stdout, stderr, bufsize, **kwargs
+        )
+        if self._debug and debug_log is not None:  # type: ignore[attr-defined]
+            _base_events.logger.info("%s: %r", debug_log, transport)
+        return transport, protocol
+
+    def _log_subprocess(self, msg: str, stdin: Any, stdout: Any, stderr: Any) -> None:
+        info = [msg]
+        if stdin is not None:
+            info.append(f"stdin={_format_pipe(stdin)}")
+        if stdout is not None and stderr == subprocess.STDOUT:
+            info.append(f"stdout=stderr={_format_pipe(stdout)}")
+        else:
+            if stdout is not None:
+                info.append(f"stdout={_format_pipe(stdout)}")
+            if stderr is not None:
+                info.append(f"stderr={_format_pipe(stderr)}")
+        _base_events.logger.debug(" ".join(info))
+
+    async def _make_subprocess_transport(
+        self,
+        protocol: Any,
+        args: Any,
+        shell: bool,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        bufsize: int,
+        extra: dict | None = None,
+        **kwargs: Any,
+    ) -> SubprocessTransport:
+        """Start the child and watch it; return the transport once connection_made ran.
+
+        If waiting is interrupted (cancelled) or connecting the pipes fails, the transport is
+        closed (the child killed) and reaped before the exception propagates.
+        """
+        watcher = _explicit_child_watcher()
+        if watcher is not None:
+            return await self._make_subprocess_transport_watched(
+                watcher, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
+            )
+        waiter = self.create_future()  # type: ignore[attr-defined]
+        transp = SubprocessTransport(
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+            waiter=waiter, extra=extra, **kwargs,
+        )  # fmt: skip
+        child_watcher = self._child_watcher
+        if child_watcher is None:
+            child_watcher = self._child_watcher = ChildWatcher(self)
+        child_watcher.add(transp)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp
+
+    async def _make_subprocess_transport_watched(
+        self,
+        watcher: Any,
+        protocol: Any,
+        args: Any,
+        shell: bool,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        bufsize: int,
+        extra: dict | None,
+        **kwargs: Any,
+    ) -> SubprocessTransport:
+        """asyncio's _make_subprocess_transport, with the program's own watcher."""
+        with watcher as entered:
+            if _PY311:
+                watcher = entered  # 3.11 uses what __enter__ returns; 3.12+ the watcher
+            if not watcher.is_active():
+                # Check early.
+                # Raising exception before process creation
+                # prevents subprocess execution if the watcher
+                # is not ready to handle it.
+                raise RuntimeError(
+                    "asyncio.get_child_watcher() is not activated, "
+                    "subprocess support is not installed."
+                )
+            waiter = self.create_future()  # type: ignore[attr-defined]
+            transp = SubprocessTransport(
+                self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+                waiter=waiter, extra=extra, **kwargs,
+            )  # fmt: skip
+            watcher.add_child_handler(transp.get_pid(), self._child_watcher_callback, transp)
+            try:
+                await waiter
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                transp.close()
+                await transp._wait()
+                raise
+        return transp
+
+    def _child_watcher_callback(self, pid: int, returncode: int, transp: Any) -> None:
+        """What asyncio's child watchers call, from any thread (asyncio's private API)."""
+        if _PY311:
+            # Skip one iteration for callbacks to be executed
+            self.call_soon_threadsafe(self.call_soon, transp._process_exited, returncode)  # type: ignore[attr-defined]
+        else:
+            self.call_soon_threadsafe(transp._process_exited, returncode)  # type: ignore[attr-defined]
+
+    def _close_subprocesses(self) -> None:
+        """After the loop closed: hand the children still running to reaper threads."""
+        child_watcher = self._child_watcher
+        if child_watcher is not None:
+            child_watcher.close()
