@@ -612,3 +612,25 @@ def test_explicit_child_watcher_is_honoured(loop_impl: Any) -> None:
             policy.set_child_watcher(None)
     watcher.add_child_handler.assert_not_called()
     watcher.is_active.assert_called_once_with()
+
+
+def test_poller_refusing_the_pidfd_falls_back_to_a_thread() -> None:
+    # e.g. epoll's max_user_watches reached: the child is still watched (by a thread).
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        real = loop._add_reader  # type: ignore[attr-defined]
+
+        def add_reader(fd: int, handle: Any) -> None:
+            if getattr(getattr(handle, "_callback", None), "__name__", "") == "_on_pidfd_readable":
+                raise OSError(28, "No space left on device")
+            real(fd, handle)
+
+        loop._add_reader = add_reader  # type: ignore[attr-defined]
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "import sys; sys.exit(4)")
+        watched = len(loop._child_watcher._children)  # type: ignore[attr-defined]
+        return await proc.wait(), watched
+
+    before = open_fds() if os.path.isdir("/proc/self/fd") else set()
+    assert run(tideloop.new_event_loop, main) == (4, 0)
+    if before:
+        assert open_fds() <= before

@@ -486,6 +486,10 @@ class ChildWatcher:
         self._children[pid] = (transp, pidfd)
         try:
             self._loop._add_reader(pidfd, Handle(self._on_pidfd_readable, (pid,), self._loop, None))
+        except OSError:  # the poller refused it (epoll's max_user_watches): use a thread
+            del self._children[pid]
+            os.close(pidfd)
+            self._start_thread(pid, transp._proc, transp)
         except BaseException:
             del self._children[pid]
             os.close(pidfd)
