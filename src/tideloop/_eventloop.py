@@ -20,6 +20,7 @@ from ._net.dns import DnsMixin
 from ._net.pipes import PipesMixin
 from ._net.server import ServerMixin
 from ._net.sockops import SockOpsMixin
+from ._net.tls import TLSMixin
 from ._signals import SignalsMixin
 
 
@@ -27,6 +28,7 @@ class EventLoop(
     SignalsMixin,
     ConnectMixin,
     ServerMixin,
+    TLSMixin,
     DatagramMixin,
     PipesMixin,
     SockOpsMixin,
