@@ -155,6 +155,7 @@ class TLSCore:
         "_conn_lost",
         "_app_state",
         "_sslobj",
+        "_sslobj_c",
         "_ssl_writing_paused",
         "_app_reading_paused",
         "_ssl_reading_paused",
@@ -237,6 +238,9 @@ class TLSCore:
             server_side=server_side,
             server_hostname=self._server_hostname,
         )
+        # The C-level object behind the ssl.SSLObject: read/write/pending without the Python
+        # wrapper's frame (same methods, same exceptions; present on 3.11-3.13).
+        self._sslobj_c = getattr(self._sslobj, "_sslobj", self._sslobj)
 
         # Flow control
         self._ssl_writing_paused = False
@@ -527,12 +531,27 @@ class TLSCore:
     # ------------------------------------------------------------------ outgoing
 
     def write(self, data: Any) -> None:
-        """The app transport's write()."""
+        """The app transport's write(): encrypt now when nothing is queued before it."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
         if not data:
             return
-        self._write_appdata((data,))
+        if self._state != TLS_WRAPPED or self._write_backlog:
+            self._write_appdata((data,))
+            return
+        # _write_appdata((data,)) without the queue round trip.
+        try:
+            try:
+                count = self._sslobj_c.write(data)
+            except _SSLAgainErrors:
+                count = 0
+            data_len = len(data)
+            if count < data_len:
+                self._write_backlog.append(data[count:])
+                self._write_buffer_size += data_len - count
+            self._process_outgoing()
+        except Exception as ex:
+            self._fatal_error(ex, "Fatal error on SSL protocol")
 
     def _write_appdata(self, list_of_data: Any) -> None:
         state = self._state
@@ -554,7 +573,7 @@ class TLSCore:
 
     def _do_write(self) -> None:
         backlog = self._write_backlog
-        sslobj = self._sslobj
+        sslobj = self._sslobj_c
         try:
             while backlog:
                 data = backlog[0]
@@ -571,10 +590,8 @@ class TLSCore:
         self._process_outgoing()
 
     def _process_outgoing(self) -> None:
-        if not self._ssl_writing_paused:
-            data = self._outgoing.read()
-            if len(data):
-                self._transport.write(data)
+        if not self._ssl_writing_paused and self._outgoing.pending:
+            self._transport.write(self._outgoing.read())
         self._control_app_writing()
 
     # ------------------------------------------------------------------ incoming
@@ -597,20 +614,29 @@ class TLSCore:
         except Exception as ex:
             self._fatal_error(ex, "Fatal error on SSL protocol")
 
+    # Both readers stop as soon as neither the incoming BIO nor the SSL object holds anything
+    # more: the read that would follow could only raise SSLWantReadError, which costs more
+    # than the rest of a small message's path. A close_notify still in the BIO keeps
+    # ``incoming.pending`` non-zero, so it is always read (and returns 0 / b"").
+
     def _do_read__buffered(self) -> None:
         offset = 0
         count = 1
 
         buf = self._app_protocol_get_buffer(self._get_read_buffer_size())
         wants = len(buf)
+        sslobj = self._sslobj_c
+        incoming = self._incoming
 
         try:
-            count = self._sslobj.read(wants, buf)
+            count = sslobj.read(wants, buf)
 
             if count > 0:
                 offset = count
                 while offset < wants:
-                    count = self._sslobj.read(wants - offset, buf[offset:])
+                    if not incoming.pending and not sslobj.pending():
+                        break
+                    count = sslobj.read(wants - offset, buf[offset:])
                     if count > 0:
                         offset += count
                     else:
@@ -630,7 +656,8 @@ class TLSCore:
         chunk = b"1"
         first = None
         data = None
-        sslobj = self._sslobj
+        sslobj = self._sslobj_c
+        incoming = self._incoming
         try:
             while True:
                 chunk = sslobj.read(_MAX_SIZE)
@@ -642,6 +669,8 @@ class TLSCore:
                     data = [first, chunk]
                 else:
                     data.append(chunk)
+                if not incoming.pending and not sslobj.pending():
+                    break
         except _SSLAgainErrors:
             pass
         if data is not None:
