@@ -83,6 +83,7 @@ cdef class TLSCore:
     cpdef _do_read(self)
     @cython.locals(offset=Py_ssize_t, count=Py_ssize_t, wants=Py_ssize_t)
     cdef _do_read__buffered(self)
+    @cython.locals(offset=Py_ssize_t, count=Py_ssize_t, size=Py_ssize_t)
     cdef _do_read__copied(self)
     cdef _call_eof_received(self)
     @cython.locals(size=Py_ssize_t)

@@ -653,31 +653,33 @@ class TLSCore:
             self._start_shutdown()
 
     def _do_read__copied(self) -> None:
-        chunk = b"1"
-        first = None
-        data = None
+        # Decrypt into the raw-read buffer, which is free here (buffer_updated() copied its
+        # bytes into the incoming BIO before any read), then copy out exactly what came:
+        # asyncio's read(256 KiB) allocates 256 KiB per record and shrinks it, and joins
+        # several records with one more copy.
+        view = self._ssl_buffer_view
+        size = len(view)
+        offset = 0
+        count = 1
         sslobj = self._sslobj_c
         incoming = self._incoming
         try:
             while True:
-                chunk = sslobj.read(_MAX_SIZE)
-                if not chunk:
+                count = sslobj.read(size - offset, view[offset:])
+                if not count:
                     break
-                if first is None:
-                    first = chunk
-                elif data is None:
-                    data = [first, chunk]
-                else:
-                    data.append(chunk)
+                offset += count
+                if offset == size:
+                    # Full: deliver this much, read the rest on the next pass.
+                    self._loop.call_soon(self._do_read)
+                    break
                 if not incoming.pending and not sslobj.pending():
                     break
         except _SSLAgainErrors:
             pass
-        if data is not None:
-            self._app_protocol.data_received(b"".join(data))
-        elif first is not None:
-            self._app_protocol.data_received(first)
-        if not chunk:
+        if offset:
+            self._app_protocol.data_received(view[:offset].tobytes())
+        if not count:
             # close_notify
             self._call_eof_received()
             self._start_shutdown()
