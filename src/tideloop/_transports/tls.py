@@ -665,7 +665,7 @@ class TLSCore:
         incoming = self._incoming
         try:
             while True:
-                count = sslobj.read(size - offset, view[offset:])
+                count = sslobj.read(size - offset, view[offset:] if offset else view)
                 if not count:
                     break
                 offset += count
