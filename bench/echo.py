@@ -41,6 +41,7 @@ uvloop (lower is better); "of C" is the C server's CPU per request divided by th
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime
 import json
@@ -273,6 +274,7 @@ def make_tls_cert() -> tuple[str, str] | str:
     if not shutil.which("openssl"):
         return "the openssl command is missing"
     where = Path(tempfile.mkdtemp(prefix="tideloop-bench-tls-"))
+    atexit.register(shutil.rmtree, where, True)
     cert, key = where / "cert.pem", where / "key.pem"
     p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",

@@ -47,7 +47,11 @@ cdef class TLSCore:
     cdef public Py_ssize_t _conn_lost
     cdef public int _app_state
     cdef public object _sslobj
-    cdef object _sslobj_c
+    cdef object _sslobj_read
+    cdef object _sslobj_write
+    cdef object _sslobj_pending
+    cdef object _incoming_write
+    cdef object _outgoing_read
     cdef public bint _ssl_writing_paused
     cdef public bint _app_reading_paused
     cdef public bint _ssl_reading_paused

@@ -155,7 +155,11 @@ class TLSCore:
         "_conn_lost",
         "_app_state",
         "_sslobj",
-        "_sslobj_c",
+        "_sslobj_read",
+        "_sslobj_write",
+        "_sslobj_pending",
+        "_incoming_write",
+        "_outgoing_read",
         "_ssl_writing_paused",
         "_app_reading_paused",
         "_ssl_reading_paused",
@@ -238,9 +242,15 @@ class TLSCore:
             server_side=server_side,
             server_hostname=self._server_hostname,
         )
-        # The C-level object behind the ssl.SSLObject: read/write/pending without the Python
-        # wrapper's frame (same methods, same exceptions; present on 3.11-3.13).
-        self._sslobj_c = getattr(self._sslobj, "_sslobj", self._sslobj)
+        # Bound methods of the C-level object behind the ssl.SSLObject (the wrapper's own
+        # methods only forward to it: same results, same exceptions; there on 3.11-3.13), and
+        # of the BIOs, looked up once: the per-message path then makes no attribute lookups.
+        sslobj_c = getattr(self._sslobj, "_sslobj", self._sslobj)
+        self._sslobj_read = sslobj_c.read
+        self._sslobj_write = sslobj_c.write
+        self._sslobj_pending = sslobj_c.pending
+        self._incoming_write = self._incoming.write
+        self._outgoing_read = self._outgoing.read
 
         # Flow control
         self._ssl_writing_paused = False
@@ -324,7 +334,7 @@ class TLSCore:
         return self._ssl_buffer_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._incoming.write(self._ssl_buffer_view[:nbytes])
+        self._incoming_write(self._ssl_buffer_view[:nbytes])
         state = self._state
         if state == TLS_WRAPPED:
             self._do_read()
@@ -542,7 +552,7 @@ class TLSCore:
         # _write_appdata((data,)) without the queue round trip.
         try:
             try:
-                count = self._sslobj_c.write(data)
+                count = self._sslobj_write(data)
             except _SSLAgainErrors:
                 count = 0
             data_len = len(data)
@@ -573,11 +583,11 @@ class TLSCore:
 
     def _do_write(self) -> None:
         backlog = self._write_backlog
-        sslobj = self._sslobj_c
+        sslobj_write = self._sslobj_write
         try:
             while backlog:
                 data = backlog[0]
-                count = sslobj.write(data)
+                count = sslobj_write(data)
                 data_len = len(data)
                 if count < data_len:
                     backlog[0] = data[count:]
@@ -591,7 +601,7 @@ class TLSCore:
 
     def _process_outgoing(self) -> None:
         if not self._ssl_writing_paused and self._outgoing.pending:
-            self._transport.write(self._outgoing.read())
+            self._transport.write(self._outgoing_read())
         self._control_app_writing()
 
     # ------------------------------------------------------------------ incoming
@@ -625,18 +635,18 @@ class TLSCore:
 
         buf = self._app_protocol_get_buffer(self._get_read_buffer_size())
         wants = len(buf)
-        sslobj = self._sslobj_c
+        sslobj_read = self._sslobj_read
         incoming = self._incoming
 
         try:
-            count = sslobj.read(wants, buf)
+            count = sslobj_read(wants, buf)
 
             if count > 0:
                 offset = count
                 while offset < wants:
-                    if not incoming.pending and not sslobj.pending():
+                    if not incoming.pending and not self._sslobj_pending():
                         break
-                    count = sslobj.read(wants - offset, buf[offset:])
+                    count = sslobj_read(wants - offset, buf[offset:])
                     if count > 0:
                         offset += count
                     else:
@@ -661,11 +671,11 @@ class TLSCore:
         size = len(view)
         offset = 0
         count = 1
-        sslobj = self._sslobj_c
+        sslobj_read = self._sslobj_read
         incoming = self._incoming
         try:
             while True:
-                count = sslobj.read(size - offset, view[offset:] if offset else view)
+                count = sslobj_read(size - offset, view[offset:] if offset else view)
                 if not count:
                     break
                 offset += count
@@ -673,7 +683,7 @@ class TLSCore:
                     # Full: deliver this much, read the rest on the next pass.
                     self._loop.call_soon(self._do_read)
                     break
-                if not incoming.pending and not sslobj.pending():
+                if not incoming.pending and not self._sslobj_pending():
                     break
         except _SSLAgainErrors:
             pass
