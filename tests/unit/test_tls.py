@@ -719,3 +719,120 @@ def test_no_leaks_after_many_connections(server_ctx: Any, client_ctx: Any) -> No
     assert _open_fds() == fds
     assert _live(ssl.SSLObject) == objs
     assert _live(TLSCore) == cores
+
+
+# ------------------------------------------------------------------- white-box: the states
+
+
+class FakeRaw:
+    """A raw transport that records what the TLS layer writes."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.closed = False
+        self.forced: list[Any] = []
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _force_close(self, exc: Any) -> None:
+        self.forced.append(exc)
+
+
+def test_state_machine_over_memory_bio(server_ctx: Any, client_ctx: Any) -> None:
+    """The client side driven by hand against a server SSLObject over MemoryBIOs: every
+    state of the grammar in order, the app callbacks at the right moments, illegal moves
+    refused."""
+    from tideloop._transports import tls
+
+    loop = tideloop.new_event_loop()
+    try:
+        events: list[Any] = []
+
+        class App(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                events.append("made")
+
+            def data_received(self, data: bytes) -> None:
+                events.append(data)
+
+            def eof_received(self) -> None:
+                events.append("eof")
+
+            def connection_lost(self, exc: Any) -> None:
+                events.append(("lost", exc))
+
+        waiter = loop.create_future()
+        proto = tls.SSLProtocol(loop, App(), client_ctx, waiter, server_hostname="localhost")
+        core = proto._core
+        raw = FakeRaw()
+        s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+
+        def state() -> str:
+            return tls._STATE_NAMES[core._state]
+
+        def to_server() -> None:
+            s_in.write(bytes(raw.out))
+            raw.out.clear()
+
+        def to_client() -> None:
+            data = s_out.read()
+            buf = proto.get_buffer(-1)
+            buf[: len(data)] = data
+            proto.buffer_updated(len(data))
+
+        assert state() == "UNWRAPPED"
+        proto.connection_made(raw)
+        assert state() == "DO_HANDSHAKE"
+        assert raw.out  # the ClientHello
+        with pytest.raises(RuntimeError, match="from SSLProtocolState.DO_HANDSHAKE to"):
+            core._set_state(3)  # FLUSHING
+        while state() == "DO_HANDSHAKE":
+            to_server()
+            with contextlib.suppress(ssl.SSLWantReadError):
+                server.do_handshake()
+            to_client()
+        assert state() == "WRAPPED"
+        assert events == ["made"] and waiter.done() and waiter.result() is None
+        transport = proto._app_transport
+        transport.write(b"ping")
+        to_server()
+        assert server.read(100) == b"ping"
+        server.write(b"pong")
+        to_client()
+        assert events == ["made", b"pong"]
+        with pytest.raises(RuntimeError, match="from SSLProtocolState.WRAPPED to"):
+            core._set_state(4)  # SHUTDOWN
+        # close(): FLUSHING then SHUTDOWN, close_notify sent, waiting for the peer's
+        transport.close()
+        assert state() == "SHUTDOWN"
+        assert transport.is_closing()
+        to_server()
+        assert server.read(100) == b""  # the client's close_notify
+        with contextlib.suppress(ssl.SSLWantReadError):
+            server.unwrap()
+        to_client()  # the server's close_notify completes the shutdown
+        assert events == ["made", b"pong", "eof"]
+        assert not raw.closed
+        loop.run_until_complete(asyncio.sleep(0))
+        assert raw.closed  # on the next pass, as asyncio
+        proto.connection_lost(None)
+        assert state() == "UNWRAPPED"
+        loop.run_until_complete(asyncio.sleep(0))
+        assert events == ["made", b"pong", "eof", ("lost", None)]
+        assert raw.forced == []
+    finally:
+        loop.close()
