@@ -1,5 +1,18 @@
 cimport cython
 
+
+# A C shim for the compiled build (see ``_NATIVE`` in tls.py; pure mode slices a memoryview):
+# the first n bytes of a bytearray as a new bytes object, with no slice or view in between.
+cdef extern from *:
+    """
+    static CYTHON_UNUSED PyObject *tideloop_bytearray_head(PyObject *buf, Py_ssize_t n) {
+        return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), n);
+    }
+    """
+    object tideloop_bytearray_head(bytearray buf, Py_ssize_t n)
+
+cdef bint _NATIVE
+
 cdef object _SSLAgainErrors
 cdef object _SSLError
 cdef object _CertificateError
@@ -39,6 +52,7 @@ cdef class TLSCore:
     cdef public object _app_transport
     cdef public bint _app_transport_created
     cdef public object _transport
+    cdef object _transport_write
     cdef public object _ssl_handshake_timeout
     cdef public object _ssl_shutdown_timeout
     cdef public object _incoming

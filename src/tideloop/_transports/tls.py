@@ -73,6 +73,8 @@ _MemoryBIO = ssl.MemoryBIO
 _BufferedProtocol = _protocols.BufferedProtocol
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 _MAX_SIZE = 256 * 1024  # buffer size passed to read(), as asyncio's SSLProtocol.max_size
+# True in the compiled build, which copies decrypted bytes out through a C shim of tls.pxd.
+_NATIVE = not __file__.endswith(".py")
 
 # TLS states (ints, so that the compiled build compares C ints).
 TLS_UNWRAPPED = 0
@@ -147,6 +149,7 @@ class TLSCore:
         "_app_transport",
         "_app_transport_created",
         "_transport",
+        "_transport_write",
         "_ssl_handshake_timeout",
         "_ssl_shutdown_timeout",
         "_incoming",
@@ -225,6 +228,7 @@ class TLSCore:
         self._app_transport = None
         self._app_transport_created = False
         self._transport = None  # the raw transport
+        self._transport_write = None  # its write(), looked up once
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._handshake_start_time = None
@@ -292,6 +296,7 @@ class TLSCore:
     def connection_made(self, transport: Any) -> None:
         """The raw connection is up: start the handshake."""
         self._transport = transport
+        self._transport_write = transport.write
         self._start_handshake()
 
     def connection_lost(self, exc: Any) -> None:
@@ -310,7 +315,7 @@ class TLSCore:
                 self._app_state = APP_CON_LOST
                 self._loop.call_soon(self._app_protocol.connection_lost, exc)
         self._set_state(TLS_UNWRAPPED)
-        self._transport = None
+        self._transport = self._transport_write = None
         self._app_transport = None
         self._app_protocol = None
         self._app_protocol_get_buffer = self._app_protocol_buffer_updated = None
@@ -600,8 +605,14 @@ class TLSCore:
         self._process_outgoing()
 
     def _process_outgoing(self) -> None:
-        if not self._ssl_writing_paused and self._outgoing.pending:
-            self._transport.write(self._outgoing_read())
+        if not self._ssl_writing_paused:
+            if self._outgoing.pending:
+                self._transport_write(self._outgoing_read())
+            # The outgoing BIO is empty now, so the buffer size is the backlog's: below the
+            # high-water mark with the app not paused, _control_app_writing() has nothing to
+            # do (a shortcut on the per-message path; same outcome).
+            if not self._protocol_paused and self._write_buffer_size < self._outgoing_high_water:
+                return
         self._control_app_writing()
 
     # ------------------------------------------------------------------ incoming
@@ -688,7 +699,11 @@ class TLSCore:
         except _SSLAgainErrors:
             pass
         if offset:
-            self._app_protocol.data_received(view[:offset].tobytes())
+            if _NATIVE:
+                data = tideloop_bytearray_head(self._ssl_buffer, offset)  # noqa: F821
+            else:
+                data = view[:offset].tobytes()
+            self._app_protocol.data_received(data)
         if not count:
             # close_notify
             self._call_eof_received()
