@@ -49,6 +49,12 @@ Invariant: ``_transport`` is the raw transport from connection_made until connec
 Invariant: the user's connection_lost is called at most once, and only after its
     connection_made (``_app_state``).
 
+Departures from asyncio's code, none observable: decrypted bytes go into the raw-read buffer
+(free once buffer_updated() has copied it into the BIO) and are copied out once, instead of a
+fresh 256 KiB ``bytes`` per TLS record; reading stops when neither the BIO nor the SSL object
+holds anything, instead of always making the extra read that raises SSLWantReadError; the
+bound methods of the SSL object, the BIOs and the raw transport are looked up once.
+
 Version differences kept (3.11 vs 3.12+): none observable. 3.11's ``abort()`` calls the raw
 transport's ``abort()`` where 3.12 calls ``_force_close(None)``; both end in
 ``connection_lost(None)`` on the next pass.
@@ -92,7 +98,7 @@ APP_CON_LOST = 3
 
 
 def _logger() -> Any:
-    # Looked up at call time, like asyncio's own modules (tests patch asyncio.log.logger).
+    # Looked up at call time, so that a patched asyncio.log.logger is the one used.
     return _log.logger
 
 
