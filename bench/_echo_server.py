@@ -2,7 +2,7 @@
 
     python -I _echo_server.py --loop asyncio|uvloop|tideloop [--compiled 0|1]
         [--proto protocol|buffered|streams] [--streams-impl asyncio|tideloop] [--udp]
-        [--port PORT] [--cold-malloc]
+        [--tls CERTFILE KEYFILE] [--port PORT] [--cold-malloc]
 
 Listens on 127.0.0.1:PORT (0: any free port) and prints "READY <pid> <port> <json>" (the json
 says which loop is running), or "NA <reason>" with exit status 3 when this implementation
@@ -15,6 +15,7 @@ Exits on SIGTERM (the default action) or when stdin closes.
     streams    start_server(): while data := await reader.read(65536): write + drain;
                --streams-impl picks asyncio.start_server or tideloop.start_server
     --udp      DatagramProtocol: datagram_received() sendto()s the data back
+    --tls      serve protocol/buffered over TLS: create_server(ssl=) with that certificate
 Unless --cold-malloc, warm_malloc() first puts glibc's allocator in the state of a server that
 has run a while. _http_server.py reuses warm_malloc(), make_loop() and serve().
 """
@@ -130,7 +131,14 @@ async def start(args) -> int:
         server = await start_server(echo_stream, host, args.port, backlog=BACKLOG)
     else:
         factory = EchoBuffered if args.proto == "buffered" else EchoProtocol
-        server = await loop.create_server(factory, host, args.port, backlog=BACKLOG)
+        ssl_context = None
+        if args.tls:
+            import ssl
+
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.load_cert_chain(*args.tls)
+        server = await loop.create_server(factory, host, args.port, backlog=BACKLOG,
+                                          ssl=ssl_context)
     return server.sockets[0].getsockname()[1]
 
 
@@ -161,6 +169,7 @@ def main() -> None:
     ap.add_argument("--proto", default="protocol", choices=("protocol", "buffered", "streams"))
     ap.add_argument("--streams-impl", default="asyncio", choices=("asyncio", "tideloop"))
     ap.add_argument("--udp", action="store_true")
+    ap.add_argument("--tls", nargs=2, metavar=("CERTFILE", "KEYFILE"))
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cold-malloc", action="store_true", help="skip warm_malloc()")
     args = ap.parse_args()
@@ -171,7 +180,7 @@ def main() -> None:
     except (NotAvailable, ImportError) as e:
         print(f"NA {type(e).__name__}: {e}"[:200], flush=True)
         os._exit(3)
-    info.update(proto="udp" if args.udp else args.proto,
+    info.update(proto="udp" if args.udp else args.proto, tls=bool(args.tls),
                 streams_impl=args.streams_impl if args.proto == "streams" else None)
     serve(loop, info, lambda: start(args))
 

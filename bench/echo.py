@@ -10,7 +10,7 @@ Rows (implementations), in the order they take turns:
     uvloop    uvloop                              (venv "base")
     tide-c    tideloop, compiled build            (venv "compiled")
     tide-py   tideloop, pure-Python build         (venv "pure")
-    c-epoll   bench/c/echo_server.c, epoll level-triggered: the ceiling (no HTTP row)
+    c-epoll   bench/c/echo_server.c, epoll level-triggered: the ceiling (no HTTP or TLS row)
 
 Method. The server runs in its own process pinned to one CPU (--server-cpu, default 1), the
 load generator in another pinned to the other (--client-cpu, default 0). For echo workloads
@@ -18,7 +18,10 @@ the load generator is bench/c/loadgen.c (built with gcc into bench/.build/c/): C
 connections, each sending SIZE bytes and waiting for the whole echo before the next (closed
 loop); after a warm-up it reads the server's utime+stime from /proc/PID/stat at both ends of
 a DURATION-second window. HTTP is driven by `wrk -t1 -cCONNS -dDURATIONs` after a short
-warm-up, the server's CPU read just before and after. The figure of merit is server CPU
+warm-up, the server's CPU read just before and after. TLS echo ("tls": asyncio.Protocol echo
+behind create_server(ssl=...)) is driven by bench/c/tls_loadgen.c (OpenSSL, one blocking
+thread per connection, handshakes outside the window) against a throwaway self-signed
+certificate that the `openssl` command makes for the run. The figure of merit is server CPU
 time per request (us/req); requests/s and the CPU use of both sides over the window (srv%,
 cli%; README.md says how to read them) are reported beside it.
 Every run is a fresh server process; one round runs every workload for every row,
@@ -38,6 +41,7 @@ uvloop (lower is better); "of C" is the C server's CPU per request divided by th
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime
 import json
@@ -74,7 +78,7 @@ LOOP_ARGS = {"asyncio": ["--loop", "asyncio"], "uvloop": ["--loop", "uvloop"],
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    kind: str  # protocol, buffered, streams (each loop's own), aiostreams, http, udp
+    kind: str  # protocol, buffered, streams (each loop's own), aiostreams, http, udp, tls
     size: int  # message bytes (0 for http)
     conns: int
 
@@ -92,12 +96,12 @@ def _matrix(kinds, sizes, conns) -> list[Workload]:
 FULL = (_matrix(("protocol", "buffered"), (1, 10, 100), (1, 10, 100))
         + _matrix(("protocol",), (1,), (1000,))
         + _matrix(("streams", "aiostreams"), (1,), (10,)) + [Workload("http", 0, 10)]
-        + _matrix(("udp",), (1,), (1, 10)))
+        + _matrix(("udp",), (1,), (1, 10)) + _matrix(("tls",), (1, 100), (10,)))
 DEFAULT = (_matrix(("protocol",), (1,), (1, 10, 100, 1000))
            + _matrix(("protocol",), (10, 100), (10,))
            + _matrix(("buffered",), (1, 100), (10,))
            + _matrix(("streams", "aiostreams"), (1,), (10,)) + [Workload("http", 0, 10)]
-           + _matrix(("udp",), (1,), (10,)))
+           + _matrix(("udp",), (1,), (10,)) + _matrix(("tls",), (1, 100), (10,)))
 QUICK = [Workload(*w) for w in (("protocol", 1024, 10), ("buffered", 1024, 10),
                                 ("protocol", 102400, 10), ("streams", 1024, 10),
                                 ("http", 0, 10), ("udp", 1024, 10))]
@@ -174,7 +178,7 @@ def build_c() -> dict[str, Path | str]:
     -> the reason it could not be built."""
     CBUILD.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path | str] = {}
-    for name in ("loadgen", "echo_server"):
+    for name in ("loadgen", "echo_server", "tls_loadgen"):
         src, exe = BENCH / "c" / f"{name}.c", CBUILD / name
         if exe.exists() and exe.stat().st_mtime >= src.stat().st_mtime:
             out[name] = exe
@@ -182,7 +186,8 @@ def build_c() -> dict[str, Path | str]:
         if not shutil.which("gcc"):
             out[name] = "gcc not found"
             continue
-        p = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(src)],
+        libs = ["-pthread", "-lssl", "-lcrypto"] if name == "tls_loadgen" else []
+        p = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(src), *libs],
                            capture_output=True, text=True)
         out[name] = exe if p.returncode == 0 else f"gcc failed: {p.stderr.strip()[-200:]}"
     return out
@@ -192,7 +197,7 @@ def server_cmd(w: Workload, impl: str, python_of: dict, binaries: dict,
                cold_malloc: bool = False) -> list[str] | None:
     """The command that starts impl's server for w (None: no such row, e.g. C and HTTP)."""
     if impl == "c-epoll":
-        return None if w.kind == "http" else [str(binaries["echo_server"])] + (
+        return None if w.kind in ("http", "tls") else [str(binaries["echo_server"])] + (
             ["-u"] if w.kind == "udp" else []) + ["0"]
     py = [python_of[impl], "-I"]
     loop = LOOP_ARGS[impl] + (["--cold-malloc"] if cold_malloc else [])
@@ -201,6 +206,8 @@ def server_cmd(w: Workload, impl: str, python_of: dict, binaries: dict,
     cmd = py + [str(ECHO_SERVER)] + loop
     if w.kind == "udp":
         return cmd + ["--udp"]
+    if w.kind == "tls":
+        return cmd + ["--proto", "protocol", "--tls", *binaries["tls_cert"]]
     if w.kind in ("streams", "aiostreams"):
         own = w.kind == "streams" and impl.startswith("tide")
         return cmd + ["--proto", "streams", "--streams-impl", "tideloop" if own else "asyncio"]
@@ -263,6 +270,23 @@ def server_cpu(pid: int) -> tuple[float, float]:
 # --- one run -------------------------------------------------------------------------------
 
 
+def make_tls_cert() -> tuple[str, str] | str:
+    """A throwaway self-signed certificate for the TLS rows: (certfile, keyfile) in a fresh
+    temporary directory, or the reason it could not be made. No key is ever committed."""
+    if not shutil.which("openssl"):
+        return "the openssl command is missing"
+    where = Path(tempfile.mkdtemp(prefix="tideloop-bench-tls-"))
+    atexit.register(shutil.rmtree, where, True)
+    cert, key = where / "cert.pem", where / "key.pem"
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"openssl req failed: {p.stderr.strip()[-160:]}"
+    return str(cert), str(key)
+
+
 def load_echo(w: Workload, pid: int, port: int, args, loadgen: Path, pin: list[str]) -> dict:
     cmd = pin + [str(loadgen), "-p", str(port), "-c", str(w.conns), "-s", str(w.size),
                  "-w", str(args.warmup), "-d", str(args.duration), "-P", str(pid)]
@@ -317,6 +341,8 @@ def run_one(w: Workload, cmd: list[str], args, pins: dict, loadgen: Path) -> dic
     try:
         if w.kind == "http":
             sample = load_http(w, pid, port, args, pins["client"])
+        elif w.kind == "tls":
+            sample = load_echo(w, pid, port, args, args.tls_loadgen, pins["client"])
         else:
             sample = load_echo(w, pid, port, args, loadgen, pins["client"])
         if p.poll() is not None:
@@ -414,7 +440,16 @@ def setup_rows(args) -> tuple[dict, dict, dict, dict]:
     modes = {IMPL_ENV[i] for i in args.impl_list if i in IMPL_ENV}
     envs, source_hash = _envs.prepare(args.python, modes, args.rebuild)
     need_http = any(w.kind == "http" for w in args.workloads)
-    python_of, dead, http_dead = {}, {}, {}
+    python_of, dead, http_dead, tls_dead = {}, {}, {}, {}
+    if any(w.kind == "tls" for w in args.workloads):
+        cert = make_tls_cert()
+        if not isinstance(binaries["tls_loadgen"], Path):
+            tls_dead = {i: f"cannot build bench/c/tls_loadgen.c: {binaries['tls_loadgen']}"
+                        for i in args.impl_list}
+        elif isinstance(cert, str):
+            tls_dead = {i: cert for i in args.impl_list}
+        else:
+            binaries["tls_cert"] = cert
     for impl in args.impl_list:
         if impl == "c-epoll":
             if not isinstance(binaries["echo_server"], Path):
@@ -433,7 +468,8 @@ def setup_rows(args) -> tuple[dict, dict, dict, dict]:
                     http_dead[impl] = why
     meta = {"envs": {k: {"python": e.python, "reason": e.reason, **e.info}
                      for k, e in envs.items()}, "source_hash": source_hash}
-    return python_of, dead, {"binaries": binaries, "http_dead": http_dead}, meta
+    return (python_of, dead,
+            {"binaries": binaries, "http_dead": http_dead, "tls_dead": tls_dead}, meta)
 
 
 def run_rounds(args, cmds, na, pins, loadgen) -> tuple[dict, bool]:
@@ -507,6 +543,8 @@ def main(argv=None) -> int:
     for w in args.workloads:
         if w.kind == "http":
             na[w.name].update(extra["http_dead"])
+        if w.kind == "tls":
+            na[w.name].update(extra["tls_dead"])
     cmds = {(w.name, i): server_cmd(w, i, python_of, extra["binaries"], args.cold_malloc)
             for w in args.workloads for i in args.impl_list if i not in na[w.name]}
     log(f"echo: {len(args.workloads)} workloads x {len(args.impl_list)} impls x {args.rounds} "
@@ -514,6 +552,7 @@ def main(argv=None) -> int:
         f"{args.server_cpu}, load generator on cpu {args.client_cpu}")
     for impl, why in dead.items():
         log(f"  {impl}: n/a ({why})")
+    args.tls_loadgen = extra["binaries"].get("tls_loadgen")
     samples, interrupted = run_rounds(args, cmds, na, pins, extra["binaries"]["loadgen"])
 
     meta["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -21,6 +21,7 @@ from ._net.pipes import PipesMixin
 from ._net.server import ServerMixin
 from ._net.sockops import SockOpsMixin
 from ._net.subprocess import SubprocessMixin
+from ._net.tls import TLSMixin
 from ._signals import SignalsMixin
 
 
@@ -28,6 +29,7 @@ class EventLoop(
     SignalsMixin,
     ConnectMixin,
     ServerMixin,
+    TLSMixin,
     DatagramMixin,
     PipesMixin,
     SubprocessMixin,

@@ -92,19 +92,18 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
     "test_streams": (
         RUN,
         None,
-        "asyncio's streams over tideloop's transports (issue 4 adds tideloop's own streams)",
+        "asyncio's streams over tideloop's transports (test_streams_tideloop runs tideloop's own)",
     ),
     "test_streams_tideloop": (
         RUN,
         None,
         "derived: test_streams with tideloop.streams in place of asyncio's streams (DERIVED)",
     ),
-    "test_ssl": (LATER, None, "later issue 5: TLS"),
+    "test_ssl": (RUN, None, "TLS over tideloop's transports (issue 5)"),
     "test_sslproto": (
-        LATER,
+        RUN,
         None,
-        "later issue 5: TLS (start_tls); its "
-        "SslProtoHandshakeTests are white-box (asyncio.sslproto internals)",
+        "start_tls (issue 5); its SslProtoHandshakeTests test asyncio.sslproto's own class",
     ),
     "test_subprocess": (
         RUN,

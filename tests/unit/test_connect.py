@@ -636,8 +636,10 @@ def test_connect_accepted_socket_argument_errors(name: str) -> None:
 # ---------------------------------------------------------------------- TLS (issue 5)
 
 
-def test_tls_not_written_yet_after_connecting() -> None:
-    """tideloop only: ssl= gets NotImplementedError where asyncio would start TLS."""
+def test_tls_handshake_failure_closes_sockets() -> None:
+    """tideloop only: a handshake that fails (the peer speaks no TLS) closes the socket that
+    create_connection made, and the caller's socket (sock=) with the transport made over it,
+    as asyncio does once its transport is collected."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -645,15 +647,20 @@ def test_tls_not_written_yet_after_connecting() -> None:
         a, b = socket.socketpair()
         try:
             ctx = ssl.create_default_context()
-            with pytest.raises(NotImplementedError, match="TLS: issue 5"):
-                await loop.create_connection(Proto, "127.0.0.1", lst.port, ssl=ctx)
-            await lst.accept()  # it did connect first, as asyncio would
-            with pytest.raises(NotImplementedError, match="TLS: issue 5"):
+            task = asyncio.ensure_future(
+                loop.create_connection(Proto, "127.0.0.1", lst.port, ssl=ctx)
+            )
+            peer = await lst.accept()
+            peer.sendall(b"HTTP/1.0 400 not TLS\r\n\r\n" * 4)
+            with pytest.raises(ssl.SSLError):
+                await task
+            peer.close()
+            b.sendall(b"HTTP/1.0 400 not TLS\r\n\r\n" * 4)
+            with pytest.raises(ssl.SSLError):
                 await loop.create_connection(Proto, sock=a, ssl=ctx, server_hostname="")
-            assert a.fileno() != -1  # the caller's socket stays the caller's
-            with pytest.raises(NotImplementedError, match="TLS: issue 5"):
-                await loop.connect_accepted_socket(Proto, a, ssl=ctx)
-            # Validation still comes first
+            await asyncio.sleep(0)
+            assert a.fileno() == -1  # closed with the transport made over it
+            # Validation comes first
             with pytest.raises(ValueError, match="server_hostname is only meaningful"):
                 await loop.create_connection(Proto, "h", 1, ssl=None, server_hostname="x")
         finally:
@@ -661,7 +668,9 @@ def test_tls_not_written_yet_after_connecting() -> None:
             a.close()
             b.close()
 
+    before = len(os.listdir("/proc/self/fd"))
     run(tideloop.new_event_loop, main)
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 # ---------------------------------------------------------------------- Unix

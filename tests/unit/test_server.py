@@ -28,8 +28,6 @@ from typing import Any
 
 import pytest
 
-import tideloop
-
 TIMEOUT = 10.0
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
@@ -707,9 +705,9 @@ def test_could_not_bind_any_address(loop_impl: Any) -> None:
 
 
 @needs_linux
-def test_tls_not_implemented_yet(tmp_path: Path) -> None:
-    """tideloop only (issue 5): NotImplementedError where asyncio would serve TLS, after the
-    argument checks, with nothing left open or bound."""
+def test_tls_failed_handshakes_leave_nothing_open(loop_impl: Any, tmp_path: Path) -> None:
+    """TLS servers: the argument checks, then clients that speak no TLS or vanish; after
+    close() nothing is left open or bound. (Certificates: tests/unit/test_tls.py.)"""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     path = tmp_path / "tls.sock"
 
@@ -717,15 +715,32 @@ def test_tls_not_implemented_yet(tmp_path: Path) -> None:
         loop = asyncio.get_running_loop()
         with pytest.raises(TypeError):
             await loop.create_server(Echo, "127.0.0.1", 0, ssl=True)
-        with pytest.raises(NotImplementedError, match="TLS: issue 5"):
-            await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx)
-        with pytest.raises(NotImplementedError, match="TLS: issue 5"):
-            await loop.create_unix_server(Echo, path, ssl=ctx, ssl_handshake_timeout=5)
+        with pytest.raises(ValueError, match="ssl_handshake_timeout is only meaningful"):
+            await loop.create_server(Echo, "127.0.0.1", 0, ssl_handshake_timeout=5)
+        made, factory = recording_factory()
+        tcp = await loop.create_server(factory, "127.0.0.1", 0, ssl=ctx)
+        unix = await loop.create_unix_server(factory, path, ssl=ctx, ssl_handshake_timeout=5)
+        for family, addr in (
+            (socket.AF_INET, tcp.sockets[0].getsockname()),
+            (socket.AF_UNIX, str(path)),
+        ):
+            for payload in (b"GET / HTTP/1.0\r\n\r\n", b""):
+                sock = socket.socket(family)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, addr)
+                if payload:
+                    await loop.sock_sendall(sock, payload)
+                await asyncio.sleep(0.05)
+                sock.close()
+        await asyncio.sleep(0.1)
+        assert [p.transport for p in made] == [None] * 4  # no handshake completed
+        for server in (tcp, unix):
+            server.close()
+            await server.wait_closed()
 
     before = open_fds()
-    run(tideloop.new_event_loop, main)
+    run(loop_impl, main)
     assert open_fds() == before
-    assert not path.exists()
 
 
 @needs_linux

@@ -22,13 +22,14 @@ the caller (``sock=``) is closed only by the transport made over it, as in async
 
 Differences from asyncio, on purpose:
 - a socket created here is also closed when making the transport fails (protocol_factory
-  raising, TLS not available yet); asyncio leaks it until the garbage collector warns;
+  raising, a bad TLS argument); asyncio leaks it until the garbage collector warns;
 - Happy Eyeballs attempts that raise something other than OSError: asyncio 3.13 then fails
   with IndexError (it indexes an empty error list); here the first such exception is raised.
 
-TLS (``ssl=``) is not written yet (issue 5): the arguments are still checked exactly as
-asyncio does and the connection is still made, then NotImplementedError is raised where
-asyncio would wrap the socket.
+TLS (``ssl=``: an SSLContext, or True for a default client context) wraps the socket's
+stream transport in ``_transports/tls.py``; the call returns once the handshake is done and
+the protocol's connection_made has run. server_hostname defaults to host and is required
+without one (with ``sock=``); '' disables the hostname check.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from asyncio import exceptions as _exceptions
 from typing import Any
 
 from .._transports.stream import make_stream_transport
+from .._transports.tls import make_tls_transport
 from .sendfile import _check_ssl_socket
 from .staggered import staggered_race
 
@@ -328,11 +330,23 @@ class ConnectMixin:
         transport is closed, which closes sock, as asyncio does.
         """
         sock.setblocking(False)
-        if ssl:
-            raise NotImplementedError("TLS: issue 5")
         protocol = protocol_factory()
         waiter = self.create_future()  # type: ignore[attr-defined]
-        transport = make_stream_transport(self, sock, protocol, waiter)
+        if ssl:
+            sslcontext = None if isinstance(ssl, bool) else ssl
+            transport = make_tls_transport(
+                self,
+                sock,
+                protocol,
+                sslcontext,
+                waiter,
+                server_side=server_side,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )
+        else:
+            transport = make_stream_transport(self, sock, protocol, waiter)
         try:
             await waiter
         except BaseException:

@@ -64,6 +64,7 @@ from typing import Any
 
 from .._core.watcher import IOWatcher
 from .._transports.stream import make_stream_transport
+from .._transports.tls import make_tls_transport
 from .sendfile import _check_ssl_socket
 
 _PY312 = sys.version_info >= (3, 12)
@@ -73,7 +74,6 @@ _AF_UNIX = getattr(socket, "AF_UNIX", None)
 # asyncio's cleanup_socket default: 3.13 removes a Unix server's socket file on close.
 _CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_TLS_MISSING = "TLS: issue 5"
 _copy_context = contextvars.copy_context
 
 
@@ -358,8 +358,22 @@ class _Acceptor(IOWatcher):
         try:
             protocol = self._protocol_factory()
             if self._sslcontext:
-                raise NotImplementedError(_TLS_MISSING)
-            make_stream_transport(loop, conn, protocol, None, {"peername": addr}, self._server)
+                waiter = loop.create_future()
+                transport = make_tls_transport(
+                    loop,
+                    conn,
+                    protocol,
+                    self._sslcontext,
+                    waiter,
+                    server_side=True,
+                    extra={"peername": addr},
+                    server=self._server,
+                    ssl_handshake_timeout=self._ssl_handshake_timeout,
+                    ssl_shutdown_timeout=self._ssl_shutdown_timeout,
+                )
+                waiter.add_done_callback(_HandshakeDone(loop, protocol, transport))
+            else:
+                make_stream_transport(loop, conn, protocol, None, {"peername": addr}, self._server)
         except (SystemExit, KeyboardInterrupt):
             conn.close()
             raise
@@ -373,6 +387,39 @@ class _Acceptor(IOWatcher):
                 if protocol is not None:
                     context["protocol"] = protocol
                 loop.call_exception_handler(context)
+
+
+class _HandshakeDone:
+    """Done callback of a TLS server connection's handshake waiter: what asyncio's
+    ``_accept_connection2`` does after ``await waiter`` (close the transport on failure and,
+    in debug mode, report it), without a Task per connection."""
+
+    __slots__ = ("_loop", "_protocol", "_transport")
+
+    def __init__(self, loop: Any, protocol: Any, transport: Any) -> None:
+        self._loop = loop
+        self._protocol = protocol
+        self._transport = transport
+
+    def __call__(self, waiter: Any) -> None:
+        loop, protocol, transport = self._loop, self._protocol, self._transport
+        self._loop = self._protocol = self._transport = None
+        if waiter.cancelled():
+            exc: BaseException = _exceptions.CancelledError()
+        else:
+            exc = waiter.exception()
+            if exc is None:
+                return
+        transport.close()
+        if loop._debug:
+            loop.call_exception_handler(
+                {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                    "protocol": protocol,
+                    "transport": transport,
+                }
+            )
 
 
 class ServerMixin:
@@ -490,7 +537,8 @@ class ServerMixin:
         """Create a TCP server on host/port (a host, a sequence of hosts, or all
         interfaces for None or '') or on a listening ``sock``; see asyncio.
 
-        ``ssl`` is not implemented yet: NotImplementedError where asyncio would serve TLS.
+        With ``ssl`` (an SSLContext) each connection is served over TLS: the protocol's
+        connection_made runs after the handshake.
         """
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
@@ -520,20 +568,13 @@ class ServerMixin:
                 )
             infos = list(dict.fromkeys(info for result in results for info in result))
             sockets = self._bind_all(infos, reuse_address, reuse_port, keep_alive)
-            created = True
         else:
             if sock is None:
                 raise ValueError("Neither host/port nor sock were specified")
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             sockets = [sock]
-            created = False
 
-        if ssl:
-            if created:
-                for s in sockets:
-                    s.close()
-            raise NotImplementedError(_TLS_MISSING)
         server = await self._serve(
             sockets,
             protocol_factory,
@@ -673,15 +714,6 @@ class ServerMixin:
             if sock.family != _AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
-        if ssl:
-            if created:
-                sock.close()
-                if not _is_abstract(path):
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
-            raise NotImplementedError(_TLS_MISSING)
         if cleanup_socket:
             name = sock.getsockname()
             # An unbound socket's name is '' (asyncio 3.13.0 raises IndexError there).

@@ -388,6 +388,8 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
     # loop.sendfile() may use os.sendfile on this transport's socket (as asyncio's selector
     # socket transport).
     _sendfile_compatible = _constants._SendfileMode.TRY_NATIVE
+    # loop.start_tls() may wrap it (asyncio's _SelectorSocketTransport says the same).
+    _start_tls_compatible = True
 
     def __init__(self, core: StreamCore) -> None:
         self._core = core
@@ -401,6 +403,11 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
 
     def can_write_eof(self) -> bool:
         return True
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Close now, dropping buffered output; connection_lost(exc) follows (the TLS layer
+        calls this, as asyncio's SSLProtocol does on its transports)."""
+        self._core._force_close(exc)
 
     # sendfile support (loop.sendfile)
     def _make_empty_waiter(self) -> Any:

@@ -1,0 +1,104 @@
+"""loop.start_tls and the TLS transport factory (asyncio's base_events/selector_events).
+
+``start_tls`` upgrades an existing transport in place: the transport's protocol becomes an
+``SSLProtocol`` (paused first, so nothing reaches it before its connection_made), the
+handshake runs, and the call returns the new TLS transport, which the caller's protocol must
+use from then on. The user protocol's connection_made is *not* called again. If the handshake
+fails or the call is cancelled, the underlying transport is closed.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from .._transports.tls import SSLProtocol, make_tls_transport
+
+
+class TLSMixin:
+    """start_tls and ``_make_ssl_transport``. Needs ``create_future`` and ``call_soon``."""
+
+    __slots__ = ()
+
+    def _make_ssl_transport(
+        self,
+        rawsock: Any,
+        protocol: Any,
+        sslcontext: Any,
+        waiter: Any = None,
+        *,
+        server_side: bool = False,
+        server_hostname: Any = None,
+        extra: dict | None = None,
+        server: Any = None,
+        ssl_handshake_timeout: Any = None,
+        ssl_shutdown_timeout: Any = None,
+    ) -> Any:
+        """A TLS transport over a connected socket (asyncio's signature)."""
+        return make_tls_transport(
+            self,
+            rawsock,
+            protocol,
+            sslcontext,
+            waiter,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            extra=extra,
+            server=server,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+
+    async def start_tls(
+        self,
+        transport: Any,
+        protocol: Any,
+        sslcontext: Any,
+        *,
+        server_side: bool = False,
+        server_hostname: Any = None,
+        ssl_handshake_timeout: Any = None,
+        ssl_shutdown_timeout: Any = None,
+    ) -> Any:
+        """Upgrade transport to TLS; return the new transport that protocol must use."""
+        if not isinstance(sslcontext, ssl.SSLContext):
+            raise TypeError(
+                f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}"
+            )
+        if not getattr(transport, "_start_tls_compatible", False):
+            raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+
+        waiter = self.create_future()  # type: ignore[attr-defined]
+        ssl_protocol = SSLProtocol(
+            self,
+            protocol,
+            sslcontext,
+            waiter,
+            server_side,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            call_connection_made=False,
+        )
+
+        # Pause early so that "ssl_protocol.data_received()" doesn't have a chance to get
+        # called before "ssl_protocol.connection_made()".
+        transport.pause_reading()
+
+        transport.set_protocol(ssl_protocol)
+        conmade_cb = self.call_soon(  # type: ignore[attr-defined]
+            ssl_protocol.connection_made, transport
+        )
+        resume_cb = self.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            conmade_cb.cancel()
+            resume_cb.cancel()
+            raise
+        finally:
+            waiter = None
+
+        return ssl_protocol._app_transport
