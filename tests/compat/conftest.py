@@ -53,6 +53,9 @@ TLS_PENDING_REASON = "TLS: issue 5"
 
 COMPAT_DIR = Path(__file__).resolve().parent
 
+# Run by test_pytest_plugins.py in a pytest of their own, with their own conftest.
+collect_ignore = ["plugin_tests"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -124,6 +127,17 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any] | None, timeout: float 
             if time.monotonic() > deadline:
                 pytest.fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
             time.sleep(0.05)
+
+
+def wait_for_log(log: Path, text: str, proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """Return once ``text`` appears in the file ``log``; fail if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args!r} exited with {proc.returncode}: {log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} in {log} after {timeout} s: {log.read_text()}")
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- processes
@@ -295,7 +309,9 @@ def postgres(server_root: Path, tls: TLS) -> Iterator[Postgres]:
     # SIGINT: fast shutdown. If we die, SIGQUIT: immediate shutdown, backends included.
     proc = spawn(args, log=log, death_signal=signal.SIGQUIT, **run_as)
     try:
+        # The port opens before the server accepts sessions ("starting up"): wait for both.
         wait_for_port(port, proc)
+        wait_for_log(log, "ready to accept connections", proc)
         yield Postgres("127.0.0.1", port, str(sockets), "tideloop", "postgres")
     finally:
         stop(proc, signal.SIGINT)
