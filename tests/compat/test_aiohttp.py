@@ -140,10 +140,19 @@ def test_tls(run: Any, aiohttp_app: Any, tls: Any) -> None:
     run(scenario)
 
 
-def test_run_app(run: Any, program: Any) -> None:
-    """web.run_app in a program of its own; SIGTERM ends it cleanly (its signal handlers)."""
-    launcher = ["-m", "tideloop"] if run.impl == "tide" else []
-    server = program([*launcher, "aiohttp_app.py", "{port}"])
+@pytest.mark.parametrize("how", ["launcher", "loop_argument"])
+def test_run_app(run: Any, program: Any, how: str) -> None:
+    """web.run_app in a program of its own; SIGTERM ends it cleanly (its signal handlers).
+
+    ``launcher``: ``python -m tideloop aiohttp_app.py`` (run_app makes the loop itself);
+    ``loop_argument``: ``web.run_app(app, loop=tideloop.new_event_loop())``.
+    """
+    if run.impl == "aio":
+        server = program(["aiohttp_app.py", "{port}"])
+    elif how == "launcher":
+        server = program(["-m", "tideloop", "aiohttp_app.py", "{port}"])
+    else:
+        server = program(["aiohttp_app.py", "{port}", "tideloop"])
     port = server.port
 
     async def scenario() -> str:

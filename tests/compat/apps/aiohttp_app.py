@@ -1,10 +1,10 @@
 """An aiohttp application for the compat tests, served in process or as a program.
 
-    python aiohttp_app.py PORT      serve it with web.run_app until SIGTERM or SIGINT
+    python aiohttp_app.py PORT [tideloop]   serve it with web.run_app until SIGTERM or SIGINT
 
 As a program it leaves the loop to ``web.run_app`` (``asyncio.new_event_loop()``), so
 ``python -m tideloop aiohttp_app.py PORT`` serves it on tideloop and plain ``python`` on
-asyncio. Routes:
+asyncio; with ``tideloop`` it passes ``loop=tideloop.new_event_loop()``. Routes:
 
     GET  /loop                 {"loop": "<module>.<class>", "peer": [host, port]}
     POST /upload               reads the body piece by piece: {"size", "sha256", "chunked"}
@@ -107,4 +107,11 @@ async def serve(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]
 
 
 if __name__ == "__main__":
-    web.run_app(make_app(), host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    loop = None
+    if sys.argv[2:] == ["tideloop"]:
+        import tideloop
+
+        loop = tideloop.new_event_loop()
+    web.run_app(
+        make_app(), host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop
+    )
