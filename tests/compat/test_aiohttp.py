@@ -165,3 +165,83 @@ def test_run_app(run: Any, program: Any, how: str) -> None:
     loop_name = run(scenario)
     assert loop_name.startswith("tideloop.") == (run.impl == "tide"), loop_name
     assert server.stop(signal.SIGTERM) == 0, server.output()
+
+
+def test_file_response(run: Any, aiohttp_app: Any, tmp_path: Any) -> None:
+    """web.FileResponse sends with loop.sendfile; a Range request gets a slice."""
+    data = aiohttp_app.pattern(10 * MiB + 123)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+
+    async def scenario() -> None:
+        async with aiohttp_app.serve(file=str(path)) as port, aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/file"
+            async with session.get(url) as resp:
+                assert resp.status == 200
+                assert int(resp.headers["Content-Length"]) == len(data)
+                assert await resp.read() == data
+            async with session.get(url, headers={"Range": "bytes=1000-1999999"}) as resp:
+                assert resp.status == 206
+                assert await resp.read() == data[1000:2000000]
+
+    run(scenario)
+
+
+def test_slow_reader_and_abort(run: Any, aiohttp_app: Any) -> None:
+    """A client that reads slowly gets every byte (server-side flow control); one that
+    goes away mid-download ends the handler, and the server goes on serving."""
+    size = 8 * MiB
+
+    async def scenario() -> None:
+        import asyncio
+
+        async with aiohttp_app.serve() as port:
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession(read_bufsize=2**14) as session:
+                async with session.get(f"{base}/download?size={size}") as resp:
+                    digest, got = hashlib.sha256(), 0
+                    while piece := await resp.content.read(1 << 16):
+                        digest.update(piece)
+                        got += len(piece)
+                        if got < MiB:
+                            await asyncio.sleep(0.002)  # the server's buffers fill up
+                assert got == size
+                assert digest.digest() == hashlib.sha256(aiohttp_app.pattern(size)).digest()
+
+            async with aiohttp.ClientSession() as session:
+                resp = await session.get(f"{base}/download?size={64 * MiB}")
+                await resp.content.readexactly(MiB)
+                resp.close()  # drop the connection mid-body
+                for _ in range(200):
+                    async with session.get(f"{base}/events") as info:
+                        if (await info.json())["download_aborted"] == 1:
+                            break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the server did not see the client go away")
+
+    run(scenario)
+
+
+def test_eager_task_factory(run: Any, aiohttp_app: Any) -> None:
+    """Server and client with asyncio.eager_task_factory (3.12+), as some apps set it."""
+    import asyncio
+    import sys
+
+    if sys.version_info < (3, 12):
+        pytest.skip("eager tasks are 3.12+")
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+        async with aiohttp_app.serve() as port, aiohttp.ClientSession() as session:
+
+            async def one(i: int) -> int:
+                async with session.get(f"http://127.0.0.1:{port}/download?size={i}") as r:
+                    return len(await r.read())
+
+            assert await asyncio.gather(*(one(i) for i in range(30))) == list(range(30))
+            async with session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+                await ws.send_str("eager")
+                assert await ws.receive_str() == "eager"
+
+    run(scenario)

@@ -130,3 +130,43 @@ def test_ssl(run: Any, postgres: Any, tls: Any) -> None:
             await conn.close()
 
     run(scenario)
+
+
+def test_server_terminates_backend(run: Any, postgres: Any) -> None:
+    """The server ends a session (pg_terminate_backend): the client sees the connection
+    go away; a pool replaces such a connection by itself."""
+
+    async def scenario() -> None:
+        admin = await _connect(postgres)
+        try:
+            victim = await _connect(postgres)
+            pid = victim.get_server_pid()
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            for _ in range(200):  # the server's notice and EOF arrive: connection_lost
+                if victim.is_closed():
+                    break
+                await asyncio.sleep(0.01)
+            assert victim.is_closed()
+            with pytest.raises(asyncpg.InterfaceError, match="connection is closed"):
+                await victim.fetchval("SELECT 1")
+
+            async with asyncpg.create_pool(
+                postgres.dsn(), ssl=False, min_size=1, max_size=1
+            ) as pool:
+                pid = await pool.fetchval("SELECT pg_backend_pid()")
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                for _ in range(50):
+                    try:
+                        assert await pool.fetchval("SELECT pg_backend_pid()") != pid
+                        break
+                    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
+                            asyncpg.InternalClientError):  # fmt: skip
+                        # InternalClientError ("cannot switch to state ..."): asyncpg's own,
+                        # seen on asyncio's loop too when the EOF races the query.
+                        await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the pool never recovered")
+        finally:
+            await admin.close()
+
+    run(scenario)

@@ -103,3 +103,26 @@ def test_pool_concurrency(run: Any, redis_server: Any, via: str) -> None:
             await client.aclose()
 
     run(scenario)
+
+
+def test_server_drops_connection(run: Any, redis_server: Any, via: str) -> None:
+    """CLIENT KILL closes the client's connection from the server side: the client sees it
+    and reconnects on the next command (redis-py's default retry)."""
+
+    async def scenario() -> None:
+        client, admin = _client(redis_server, via), _client(redis_server, via)
+        try:
+            await client.client_setname(f"victim-{run.impl}-{via}")
+            assert await client.ping()
+            killed = await admin.execute_command(
+                "CLIENT", "KILL", "SKIPME", "yes", "ID", await client.client_id()
+            )
+            assert killed == 1
+            await asyncio.sleep(0.05)  # let the EOF arrive
+            assert await client.ping()  # a new connection
+            assert await client.client_getname() is None
+        finally:
+            await client.aclose()
+            await admin.aclose()
+
+    run(scenario)

@@ -105,3 +105,27 @@ def test_server_shutdown_closes_clients(run: Any) -> None:
             assert conn.close_code == 1001
 
     run(scenario)
+
+
+def test_backpressure(run: Any) -> None:
+    """A server that sends far more than the client reads: send() waits (the transport's
+    write buffer fills and pauses the protocol), then everything arrives in order."""
+    count, size = 400, 64 * 1024
+
+    async def flood(conn: ServerConnection) -> None:
+        for i in range(count):
+            await conn.send(i.to_bytes(4, "big") * (size // 4))
+        await conn.close()
+
+    async def scenario() -> None:
+        async with serve(flood, "127.0.0.1", 0, compression=None, write_limit=2**16) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}", compression=None, max_queue=4) as conn:
+                await asyncio.sleep(0.2)  # the server fills every buffer meanwhile
+                for i in range(count):
+                    message = await conn.recv()
+                    assert message == i.to_bytes(4, "big") * (size // 4), i
+                with pytest.raises(ConnectionClosed):
+                    await conn.recv()
+
+    run(scenario)

@@ -10,6 +10,8 @@ asyncio; with ``tideloop`` it passes ``loop=tideloop.new_event_loop()``. Routes:
     POST /upload               reads the body piece by piece: {"size", "sha256", "chunked"}
     GET  /download?size=N      N bytes of pattern(N), sent with chunked encoding
     GET  /ws                   websocket: echoes text and binary messages; "close" closes
+    GET  /file                 app[FILE] as a web.FileResponse (loop.sendfile; Range works)
+    GET  /events               counts of handlers that ended by the client going away
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+FILE = web.AppKey("file", str)
+EVENTS = web.AppKey("events", dict[str, int])
 _BLOCK = bytes(range(251)) * 4096  # ~1 MiB; 251 is prime, so chunk seams show up in hashes
 
 
@@ -64,8 +68,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     data = memoryview(pattern(size))
-    for start in range(0, size, piece):
-        await response.write(data[start : start + piece])
+    try:
+        for start in range(0, size, piece):
+            await response.write(data[start : start + piece])
+    except (ConnectionError, asyncio.CancelledError):
+        request.app[EVENTS]["download_aborted"] += 1
+        raise
     await response.write_eof()
     return response
 
@@ -84,19 +92,35 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def file(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(request.app[FILE])
+
+
+async def events(request: web.Request) -> web.Response:
+    return web.json_response(request.app[EVENTS])
+
+
 def make_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/loop", loop_info)
     app.router.add_post("/upload", upload)
     app.router.add_get("/download", download)
     app.router.add_get("/ws", websocket)
+    app.router.add_get("/file", file)
+    app.router.add_get("/events", events)
+    app[EVENTS] = {"download_aborted": 0}
     return app
 
 
 @contextlib.asynccontextmanager
-async def serve(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+async def serve(
+    ssl_context: ssl.SSLContext | None = None, file: str | None = None
+) -> AsyncIterator[int]:
     """Serve make_app() on 127.0.0.1 with an AppRunner on the running loop; yield the port."""
-    runner = web.AppRunner(make_app(), access_log=None)
+    app = make_app()
+    if file is not None:
+        app[FILE] = file
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
