@@ -92,13 +92,20 @@ class Runner:
         self.impl = impl  # "tide" | "aio"
 
     def __call__(self, scenario: Callable[[], Awaitable[T]]) -> T:
+        """Run the scenario; fail if the loop's exception handler was called meanwhile."""
+        errors: list[dict[str, Any]] = []
+
         async def checked() -> T:
-            assert on_tideloop() == (self.impl == "tide"), asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
+            assert on_tideloop() == (self.impl == "tide"), loop
+            loop.set_exception_handler(lambda loop, context: errors.append(context))
             async with asyncio.timeout(TIMEOUT):
                 return await scenario()
 
         with asyncio.Runner(loop_factory=self.loop_factory) as runner:
-            return runner.run(checked())
+            result = runner.run(checked())
+        assert not errors, f"the loop reported errors: {errors}"
+        return result
 
 
 @pytest.fixture

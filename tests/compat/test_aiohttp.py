@@ -165,6 +165,7 @@ def test_run_app(run: Any, program: Any, how: str) -> None:
     loop_name = run(scenario)
     assert loop_name.startswith("tideloop.") == (run.impl == "tide"), loop_name
     assert server.stop(signal.SIGTERM) == 0, server.output()
+    assert "Traceback" not in server.output(), server.output()
 
 
 def test_file_response(run: Any, aiohttp_app: Any, tmp_path: Any) -> None:

@@ -63,4 +63,6 @@ def test_uvicorn(run: Any, program: Any, http: str, ws: str) -> None:
     run(scenario)
     # uvicorn's graceful shutdown: lifespan shutdown, exit status 0.
     assert server.stop(signal.SIGINT) == 0, server.output()
-    assert "Application shutdown complete" in server.output(), server.output()
+    output = server.output()
+    assert "Application shutdown complete" in output, output
+    assert "Traceback" not in output and "ERROR" not in output, output
