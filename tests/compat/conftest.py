@@ -121,18 +121,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
-    """Return once 127.0.0.1:port accepts connections; fail if ``proc`` exits first."""
+def wait_for_port(
+    port: int | str, proc: subprocess.Popen[Any] | None, timeout: float = 20.0
+) -> None:
+    """Return once 127.0.0.1:port (or the Unix socket at path ``port``) accepts connections;
+    fail if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             pytest.fail(f"{proc.args!r} exited with {proc.returncode} before listening")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            if isinstance(port, str):
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.connect(port)
+            else:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
             return
         except OSError:
             if time.monotonic() > deadline:
-                pytest.fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+                pytest.fail(f"nothing listens on {port} after {timeout} s")
             time.sleep(0.05)
 
 
@@ -378,6 +385,7 @@ class Program:
 
     proc: subprocess.Popen[bytes]
     port: int
+    uds: str  # a Unix socket path the program may listen on instead
     log: Path
 
     def output(self) -> str:
@@ -393,18 +401,20 @@ class Program:
 def program(tmp_path: Path) -> Iterator[Callable[[list[str]], Program]]:
     """``program(args)``: start ``python *args`` in APPS_DIR and wait for it to listen.
 
-    ``{port}`` in args is replaced by a free port, the one waited for (``Program.port``).
+    ``{port}`` in args is replaced by a free port, ``{uds}`` by a Unix socket path; the
+    program must listen on the one it is given (``Program.port`` / ``Program.uds``).
     Whatever is still running at the end of the test is killed.
     """
     started: list[Program] = []
 
     def start(args: list[str]) -> Program:
-        port = free_port()
+        port, uds = free_port(), str(tmp_path / f"program-{len(started)}.sock")
         log = tmp_path / f"program-{len(started)}.log"
-        argv = [sys.executable, *(arg.replace("{port}", str(port)) for arg in args)]
-        prog = Program(spawn(argv, log=log, cwd=APPS_DIR), port, log)
+        argv = [sys.executable]
+        argv += (arg.replace("{port}", str(port)).replace("{uds}", uds) for arg in args)
+        prog = Program(spawn(argv, log=log, cwd=APPS_DIR), port, uds, log)
         started.append(prog)
-        wait_for_port(port, prog.proc)
+        wait_for_port(uds if "{uds}" in args else port, prog.proc)
         return prog
 
     yield start

@@ -246,3 +246,27 @@ def test_eager_task_factory(run: Any, aiohttp_app: Any) -> None:
                 assert await ws.receive_str() == "eager"
 
     run(scenario)
+
+
+def test_unix_socket(run: Any, aiohttp_app: Any, tmp_path: Any) -> None:
+    """web.UnixSite and the client's UnixConnector."""
+    from aiohttp import web
+
+    path = str(tmp_path / "aiohttp.sock")
+
+    async def scenario() -> None:
+        runner = web.AppRunner(aiohttp_app.make_app(), access_log=None)
+        await runner.setup()
+        try:
+            await web.UnixSite(runner, path).start()
+            connector = aiohttp.UnixConnector(path=path)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.get("http://localhost/download?size=3000000") as resp:
+                    assert await resp.read() == aiohttp_app.pattern(3_000_000)
+                async with session.ws_connect("http://localhost/ws") as ws:
+                    await ws.send_bytes(b"unix")
+                    assert await ws.receive_bytes() == b"unix"
+        finally:
+            await runner.cleanup()
+
+    run(scenario)

@@ -1,8 +1,9 @@
 """uvicorn serving an ASGI app on tideloop (``--loop tideloop:new_event_loop``).
 
 uvicorn runs as a program of its own, as users run it; httpx and websockets talk to it from
-the loop under test. Both of uvicorn's HTTP implementations (h11, httptools) and two of its
-websocket ones are covered, since each drives its transport in its own way.
+the loop under test, over TCP and over a Unix socket (``--uds``). Both of uvicorn's HTTP
+implementations (h11, httptools) and two of its websocket ones are covered, since each
+drives its transport in its own way.
 """
 
 from __future__ import annotations
@@ -20,18 +21,27 @@ LOOPS = {"tide": "tideloop:new_event_loop", "aio": "asyncio"}
 
 
 @pytest.mark.parametrize(
-    ("http", "ws"),
-    [("h11", "websockets-sansio"), ("httptools", "wsproto")],
-    ids=["h11", "httptools"],
-)
-def test_uvicorn(run: Any, program: Any, http: str, ws: str) -> None:
-    args = "-m uvicorn asgi_app:app --host 127.0.0.1 --port {port} --lifespan on --no-access-log"
-    server = program([*args.split(), "--loop", LOOPS[run.impl], "--http", http, "--ws", ws])
+    ("http", "ws", "bind"),
+    [("h11", "websockets-sansio", "tcp"), ("httptools", "wsproto", "tcp"),
+     ("httptools", "websockets-sansio", "uds")],
+    ids=["h11", "httptools", "uds"],
+)  # fmt: skip
+def test_uvicorn(run: Any, program: Any, http: str, ws: str, bind: str) -> None:
+    where = "--host 127.0.0.1 --port {port}" if bind == "tcp" else "--uds {uds}"
+    args = f"-m uvicorn asgi_app:app {where} --lifespan on --no-access-log".split()
+    server = program([*args, "--loop", LOOPS[run.impl], "--http", http, "--ws", ws])
     base = f"http://127.0.0.1:{server.port}"
+    uds = server.uds if bind == "uds" else None
     body = bytes(range(256)) * 8000  # 2 MB
 
+    def ws_connect() -> Any:
+        if uds is None:
+            return websockets.connect(f"ws://127.0.0.1:{server.port}/ws")
+        return websockets.unix_connect(uds, uri="ws://localhost/ws")
+
     async def scenario() -> None:
-        async with httpx.AsyncClient(base_url=base) as client:
+        transport = httpx.AsyncHTTPTransport(uds=uds)
+        async with httpx.AsyncClient(base_url=base, transport=transport) as client:
             # keep-alive: several requests, one connection pool
             for _ in range(5):
                 resp = await client.get("/loop")
@@ -48,7 +58,7 @@ def test_uvicorn(run: Any, program: Any, http: str, ws: str) -> None:
             results = await asyncio.gather(*(client.get("/loop") for _ in range(20)))
             assert {r.status_code for r in results} == {200}
 
-        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as conn:
+        async with ws_connect() as conn:
             for i in range(50):
                 await conn.send(f"text {i}")
                 assert await conn.recv() == f"text {i}"
