@@ -17,6 +17,8 @@ import pytest
 
 async def _connect(postgres: Any, **kwargs: Any) -> asyncpg.Connection:
     kwargs.setdefault("host", postgres.host)
+    # Plain TCP unless the test asks for TLS: asyncpg's default ("prefer") would take the
+    # TLS this server offers (test_default_sslmode).
     kwargs.setdefault("ssl", False)
     return await asyncpg.connect(
         port=postgres.port, user=postgres.user, database=postgres.database, **kwargs
@@ -168,5 +170,20 @@ def test_server_terminates_backend(run: Any, postgres: Any) -> None:
                     raise AssertionError("the pool never recovered")
         finally:
             await admin.close()
+
+    run(scenario)
+
+
+@pytest.mark.tls
+def test_default_sslmode(run: Any, postgres: Any) -> None:
+    """asyncpg's default (sslmode "prefer") upgrades to TLS when the server offers it, as
+    this one does: so a plain ``asyncpg.connect(dsn)`` needs loop.start_tls."""
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(postgres.dsn())
+        try:
+            assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        finally:
+            await conn.close()
 
     run(scenario)
