@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 
 def _client(redis_server: Any, via: str) -> aioredis.Redis:
@@ -124,5 +127,23 @@ def test_server_drops_connection(run: Any, redis_server: Any, via: str) -> None:
         finally:
             await client.aclose()
             await admin.aclose()
+
+    run(scenario)
+
+
+@pytest.mark.tls(raises=redis.exceptions.ConnectionError)  # wraps NotImplementedError
+def test_tls(run: Any, redis_server: Any, tls: Any) -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis(
+            host="localhost", port=redis_server.tls_port, ssl=True,
+            ssl_ca_data=tls.ca.cert_pem.bytes().decode(), retry=Retry(NoBackoff(), 0),
+        )  # fmt: skip
+        try:
+            big = bytes(range(256)) * 8000
+            await client.set("tls-big", big)
+            assert await client.get("tls-big") == big
+            assert await client.delete("tls-big") == 1
+        finally:
+            await client.aclose()
 
     run(scenario)

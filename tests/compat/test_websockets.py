@@ -129,3 +129,20 @@ def test_backpressure(run: Any) -> None:
                     await conn.recv()
 
     run(scenario)
+
+
+@pytest.mark.tls
+def test_wss(run: Any, tls: Any) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB: many TLS records
+
+    async def scenario() -> None:
+        async with serve(echo, "127.0.0.1", 0, ssl=tls.server_context(), max_size=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            uri = f"wss://localhost:{port}"
+            async with connect(uri, ssl=tls.client_context(), max_size=None) as conn:
+                await conn.send("over TLS")
+                assert await conn.recv() == "over TLS"
+                await conn.send(big)
+                assert await conn.recv() == big
+
+    run(scenario)
