@@ -2,7 +2,8 @@
 
 Every scenario runs twice through the ``run`` fixture (built on ``loop_impl`` from
 tests/conftest.py): on tideloop (id ``tide``) and, as the control, on asyncio's own loop (id
-``aio``). A scenario that fails only on ``tide`` is a tideloop bug.
+``aio``). ``run`` checks which loop is running and fails the scenario if the loop's
+exception handler was called. A scenario that fails only on ``tide`` is a tideloop bug.
 
 Servers (PostgreSQL, redis-server) are started once per session by the fixtures below, each
 in its own temporary directory, on a free loopback port, and stopped at the end of the
@@ -14,7 +15,8 @@ A missing server binary fails the tests that need it (a skip could hide a broken
 CI); ``TIDELOOP_COMPAT_SKIP_MISSING=1`` turns that into a skip, for local runs only.
 
 TLS is not in tideloop yet (issue 5): tests marked ``tls`` are strict xfails on ``tide``
-(they must pass on ``aio``), so they turn red, and the mark must go, once TLS works.
+(they must pass on ``aio``), expecting NotImplementedError or what the library makes of it
+(``tls(raises=...)``). Once TLS works they XPASS, which fails: set TLS_PENDING = False.
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent(sig: int) -> Callable[[], None]:
     def preexec() -> None:  # runs in the child, after any setuid (which would clear it)
         _libc.prctl(_PR_SET_PDEATHSIG, sig)
+        # A shell that started pytest in the background may have it ignore SIGINT; the
+        # programs must see Ctrl+C as a terminal would deliver it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if os.getppid() == 1:  # the parent died before prctl: nobody would signal us
             os._exit(1)
 
