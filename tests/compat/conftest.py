@@ -14,9 +14,10 @@ server a signal (``PR_SET_PDEATHSIG``), so even then none is left behind.
 A missing server binary fails the tests that need it (a skip could hide a broken install in
 CI); ``TIDELOOP_COMPAT_SKIP_MISSING=1`` turns that into a skip, for local runs only.
 
-TLS is not in tideloop yet (issue 5): tests marked ``tls`` are strict xfails on ``tide``
-(they must pass on ``aio``), expecting NotImplementedError or what the library makes of it
-(``tls(raises=...)``). Once TLS works they XPASS, which fails: set TLS_PENDING = False.
+Tests marked ``tls`` need TLS on the loop. While tideloop had none (issue 5) they were strict
+xfails on ``tide`` (passing on ``aio``), expecting NotImplementedError or what the library
+makes of it (``tls(raises=...)``); ``TLS_PENDING`` is computed from the loop class, so with
+TLS present they simply run on both loops.
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 #: Upper bound on one scenario (a safety net: each takes well under a second).
 TIMEOUT = 20.0
+def _tls_pending() -> bool:
+    """True while tideloop's loop still inherits start_tls unimplemented from asyncio."""
+    import tideloop
+
+    return tideloop.EventLoop.start_tls is asyncio.AbstractEventLoop.start_tls
+
+
 #: True until TLS (issue 5) lands: ``tls`` tests are then strict xfails on tideloop.
-TLS_PENDING = True
+TLS_PENDING = _tls_pending()
 TLS_PENDING_REASON = "TLS: issue 5"
 
 COMPAT_DIR = Path(__file__).resolve().parent
