@@ -175,6 +175,10 @@ def _text(output: str | bytes | None) -> str:
     return output or ""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Background:
     """An example running in the background, its output collected as it comes."""
 
@@ -189,6 +193,10 @@ class Background:
             text=True,
             encoding="utf-8",
             errors="replace",
+            # It is stopped with SIGINT, as a user stops it: make sure SIGINT is not ignored
+            # (a test run started in the background of a non-interactive shell ignores it,
+            # and a Python child keeps an inherited SIG_IGN).
+            preexec_fn=_default_sigint,
         )
         self._stdout: list[str] = []
         self._stderr: list[str] = []
