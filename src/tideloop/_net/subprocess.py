@@ -49,6 +49,32 @@ def _explicit_child_watcher() -> Any:
     return watcher
 
 
+def _check_popen_args(
+    universal_newlines: Any,
+    shell: Any,
+    want_shell: bool,
+    bufsize: Any,
+    text: Any,
+    encoding: Any,
+    errors: Any,
+) -> None:
+    """asyncio's checks, in asyncio's order (the first failing one names the error)."""
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if want_shell and not shell:
+        raise ValueError("shell must be True")
+    if not want_shell and shell:
+        raise ValueError("shell must be False")
+    if bufsize != 0:
+        raise ValueError("bufsize must be 0")
+    if text:
+        raise ValueError("text must be False")
+    if encoding is not None:
+        raise ValueError("encoding must be None")
+    if errors is not None:
+        raise ValueError("errors must be None")
+
+
 class SubprocessMixin:
     """Subprocesses on the loop: ``subprocess_exec`` / ``subprocess_shell``."""
 
@@ -75,32 +101,11 @@ class SubprocessMixin:
         """Run ``cmd`` in the shell; return (transport, protocol) once connection_made ran."""
         if not isinstance(cmd, (bytes, str)):
             raise ValueError("cmd must be a string")
-        if universal_newlines:
-            raise ValueError("universal_newlines must be False")
-        if not shell:
-            raise ValueError("shell must be True")
-        if bufsize != 0:
-            raise ValueError("bufsize must be 0")
-        if text:
-            raise ValueError("text must be False")
-        if encoding is not None:
-            raise ValueError("encoding must be None")
-        if errors is not None:
-            raise ValueError("errors must be None")
-
-        protocol = protocol_factory()
-        debug_log = None
-        if self._debug:  # type: ignore[attr-defined]
-            # don't log parameters: they may contain sensitive information
-            # (password) and may be too long
-            debug_log = f"run shell command {cmd!r}"
-            self._log_subprocess(debug_log, stdin, stdout, stderr)
-        transport = await self._make_subprocess_transport(
-            protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs
-        )
-        if self._debug and debug_log is not None:  # type: ignore[attr-defined]
-            _base_events.logger.info("%s: %r", debug_log, transport)
-        return transport, protocol
+        _check_popen_args(universal_newlines, shell, True, bufsize, text, encoding, errors)
+        return await self._start_subprocess(
+            protocol_factory, cmd, True, f"run shell command {cmd!r}",
+            stdin, stdout, stderr, bufsize, kwargs,
+        )  # fmt: skip
 
     async def subprocess_exec(
         self,
@@ -119,31 +124,35 @@ class SubprocessMixin:
         **kwargs: Any,
     ) -> tuple[Any, Any]:
         """Run ``program`` with ``args``; return (transport, protocol) once connection_made ran."""
-        if universal_newlines:
-            raise ValueError("universal_newlines must be False")
-        if shell:
-            raise ValueError("shell must be False")
-        if bufsize != 0:
-            raise ValueError("bufsize must be 0")
-        if text:
-            raise ValueError("text must be False")
-        if encoding is not None:
-            raise ValueError("encoding must be None")
-        if errors is not None:
-            raise ValueError("errors must be None")
+        _check_popen_args(universal_newlines, shell, False, bufsize, text, encoding, errors)
+        return await self._start_subprocess(
+            protocol_factory, (program, *args), False, f"execute program {program!r}",
+            stdin, stdout, stderr, bufsize, kwargs,
+        )  # fmt: skip
 
-        popen_args = (program, *args)
+    async def _start_subprocess(
+        self,
+        protocol_factory: Any,
+        popen_args: Any,
+        shell: bool,
+        debug_log: str,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        bufsize: int,
+        kwargs: dict,
+    ) -> tuple[Any, Any]:
+        """The common tail of subprocess_shell/subprocess_exec (asyncio's, with its logging)."""
         protocol = protocol_factory()
-        debug_log = None
-        if self._debug:  # type: ignore[attr-defined]
+        debug = self._debug  # type: ignore[attr-defined]
+        if debug:
             # don't log parameters: they may contain sensitive information
             # (password) and may be too long
-            debug_log = f"execute program {program!r}"
             self._log_subprocess(debug_log, stdin, stdout, stderr)
         transport = await self._make_subprocess_transport(
-            protocol, popen_args, False, stdin, stdout, stderr, bufsize, **kwargs
+            protocol, popen_args, shell, stdin, stdout, stderr, bufsize, **kwargs
         )
-        if self._debug and debug_log is not None:  # type: ignore[attr-defined]
+        if debug:
             _base_events.logger.info("%s: %r", debug_log, transport)
         return transport, protocol
 
