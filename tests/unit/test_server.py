@@ -160,6 +160,34 @@ def test_serve_echo(loop_impl: Any) -> None:
     run(loop_impl, main)
 
 
+def test_extra_info_first_asked_after_close(loop_impl: Any) -> None:
+    """tideloop builds an accepted transport's extra info on first use; asked for only once
+    the connection is gone, it still holds the addresses and the (closed) socket."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        made, factory = recording_factory()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        client = await connect(addr)
+        with client:
+            peer = client.getsockname()
+            await until(lambda: bool(made))
+        (proto,) = made
+        assert await proto.lost is None
+        tr = proto.transport
+        assert tr.get_extra_info("peername") == peer
+        assert tr.get_extra_info("sockname") == addr
+        sock = tr.get_extra_info("socket")
+        assert isinstance(sock, asyncio.trsock.TransportSocket)
+        assert sock.fileno() == -1
+        assert tr.get_extra_info("socket") is sock
+        assert tr.get_extra_info("nope", 42) == 42
+        server.close()
+
+    run(loop_impl, main)
+
+
 def test_several_hosts_deduplicated(loop_impl: Any) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -341,7 +341,8 @@ class _Acceptor(IOWatcher):
                 loop._remove_reader(self._fd)
                 loop.call_later(_constants.ACCEPT_RETRY_DELAY, self._resume)
                 return
-            self._context.copy().run(self._accept_connection, conn, addr)
+            context = self._context.copy()
+            context.run(self._accept_connection, conn, addr, context)
             if sock.fileno() == -1:
                 return  # protocol_factory() closed the server
 
@@ -350,9 +351,10 @@ class _Acceptor(IOWatcher):
         if self._sock.fileno() != -1 and not self._loop.is_closed():
             self._loop._add_reader(self._fd, self)
 
-    def _accept_connection(self, conn: Any, addr: Any) -> None:
+    def _accept_connection(self, conn: Any, addr: Any, context: Any) -> None:
         """Make the protocol and the transport for one accepted socket (asyncio's
-        ``_accept_connection2`` without its Task; runs in its own context copy)."""
+        ``_accept_connection2`` without its Task; runs in ``context``, its own copy, which
+        the plain transport then keeps for its callbacks)."""
         loop = self._loop
         protocol = None
         try:
@@ -373,7 +375,9 @@ class _Acceptor(IOWatcher):
                 )
                 waiter.add_done_callback(_HandshakeDone(loop, protocol, transport))
             else:
-                make_stream_transport(loop, conn, protocol, None, {"peername": addr}, self._server)
+                make_stream_transport(
+                    loop, conn, protocol, None, None, self._server, addr, context
+                )
         except (SystemExit, KeyboardInterrupt):
             conn.close()
             raise

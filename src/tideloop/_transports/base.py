@@ -86,7 +86,9 @@ class TransportCore(IOWatcher):
         "_reading",
     )
 
-    def __init__(self, loop: Any, sock: Any, fd: int, extra: dict | None) -> None:
+    def __init__(
+        self, loop: Any, sock: Any, fd: int, extra: dict | None, context: Any = None
+    ) -> None:
         self._loop = loop
         self._facade = None
         self._protocol = None
@@ -94,8 +96,9 @@ class TransportCore(IOWatcher):
         self._sock_fd = fd
         self._extra = {} if extra is None else dict(extra)
         # Protocol callbacks made from readiness run in a copy of the creator's context, as
-        # asyncio's reader/writer handles do.
-        self._context = _copy_context()
+        # asyncio's reader/writer handles do; a creator that already runs in a fresh copy made
+        # for this transport (the server's accept) passes it, saving a Context per connection.
+        self._context = _copy_context() if context is None else context
         self._server = None
         self._closing = False
         self._conn_lost = 0
@@ -110,7 +113,15 @@ class TransportCore(IOWatcher):
     # ------------------------------------------------------------------ basics
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = self._make_extra()
+        return extra.get(name, default)
+
+    def _make_extra(self) -> dict:
+        """The extra-info dict of a core whose ``_extra`` was left None (built on first use:
+        an idle connection never pays for it); overridden by StreamCore."""
+        return {}
 
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
@@ -294,6 +305,9 @@ class TransportCore(IOWatcher):
     def _close_fd(self) -> None:
         """Close the owned socket or pipe (once)."""
         sock = self._sock
+        if sock is not None and self._extra is None:
+            # "socket" must stay the (now closed) socket, as asyncio's extra keeps it.
+            self._extra = self._make_extra()
         self._sock = None
         if sock is not None:
             sock.close()
@@ -333,7 +347,7 @@ class Facade:
                 server._detach(self)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._core._extra.get(name, default)
+        return self._core.get_extra_info(name, default)
 
     def is_closing(self) -> bool:
         return self._core._closing

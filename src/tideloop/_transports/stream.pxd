@@ -19,6 +19,8 @@ cdef class StreamCore(TransportCore):
     cdef object _data_received
     cdef object _get_buffer
     cdef object _buffer_updated
+    cdef object _sockname
+    cdef object _peername
 
     cpdef _on_readable(self)
     cdef _read_ready__data_received(self)

@@ -75,10 +75,21 @@ class StreamCore(TransportCore):
         "_data_received",
         "_get_buffer",
         "_buffer_updated",
+        "_sockname",
+        "_peername",
     )
 
-    def __init__(self, loop: Any, sock: Any, extra: dict | None) -> None:
-        TransportCore.__init__(self, loop, sock, sock.fileno(), extra)
+    def __init__(
+        self, loop: Any, sock: Any, extra: dict | None, context: Any = None
+    ) -> None:
+        TransportCore.__init__(self, loop, sock, sock.fileno(), extra, context)
+        if extra is None:
+            # Built by _make_extra on the first get_extra_info(): an idle connection keeps
+            # two tuples instead of a dict and a TransportSocket (~200 bytes less).
+            self._extra = None
+        # Taken at creation (they are gone once the socket closes); see make_stream_transport.
+        self._sockname = None
+        self._peername = None
         self._buffer = None
         self._eof = False
         self._empty_waiter = None
@@ -87,6 +98,13 @@ class StreamCore(TransportCore):
         self._data_received = None
         self._get_buffer = None
         self._buffer_updated = None
+
+    def _make_extra(self) -> dict:
+        return {
+            "socket": _trsock.TransportSocket(self._sock),
+            "sockname": self._sockname,
+            "peername": self._peername,
+        }
 
     # ------------------------------------------------------------------ protocol
 
@@ -427,18 +445,24 @@ def make_stream_transport(
     waiter: Any = None,
     extra: dict | None = None,
     server: Any = None,
+    peername: Any = None,
+    context: Any = None,
 ) -> StreamTransport:
     """Create a stream transport over a connected non-blocking socket and start it.
 
     connection_made(transport) runs on the next pass, then reading starts, then ``waiter``
     (if any) gets None. ``server`` (tideloop's Server) is told via ``_attach(transport)`` /
     ``_detach(transport)``. The socket becomes the transport's; it is closed with it.
+    ``peername``: the address accept() gave (else getpeername() is asked; an ``extra``
+    "peername" wins over both). ``context``: a Context copied for this transport alone, run
+    in for its protocol callbacks (default: a copy of the current one).
+
+    Extra info is "socket", "sockname", "peername" plus ``extra``; without ``extra`` the dict
+    is built on the first get_extra_info() call from the addresses taken here.
     """
-    core = StreamCore(loop, sock, extra)
+    core = StreamCore(loop, sock, extra, context)
     transport = StreamTransport(core)
     core._facade = transport
-    extra_info = core._extra
-    extra_info["socket"] = _trsock.TransportSocket(sock)
     try:
         sockname = sock.getsockname()
     except OSError:
@@ -450,12 +474,18 @@ def make_stream_transport(
             sockname = _last_sockname[0]
         else:
             _last_sockname[0] = sockname
-    extra_info["sockname"] = sockname
-    if "peername" not in extra_info:
+    if peername is None:
         try:
-            extra_info["peername"] = sock.getpeername()
+            peername = sock.getpeername()
         except OSError:
-            extra_info["peername"] = None
+            peername = None
+    core._sockname = sockname
+    core._peername = peername
+    extra_info = core._extra
+    if extra_info is not None:
+        extra_info["socket"] = _trsock.TransportSocket(sock)
+        extra_info["sockname"] = sockname
+        extra_info.setdefault("peername", peername)
     core.set_protocol(protocol)
     _set_nodelay(sock)
     loop._transports[core._sock_fd] = transport
