@@ -1,7 +1,7 @@
 """Echo server for bench/echo.py, run as a subprocess with the venv python of each row.
 
     python -I _echo_server.py --loop asyncio|uvloop|tideloop [--compiled 0|1]
-        [--proto protocol|buffered|streams] [--streams-impl asyncio|tideloop] [--udp]
+        [--proto protocol|buffered|streams|taskfloor] [--streams-impl asyncio|tideloop] [--udp]
         [--tls CERTFILE KEYFILE] [--port PORT] [--cold-malloc]
 
 Listens on 127.0.0.1:PORT (0: any free port) and prints "READY <pid> <port> <json>" (the json
@@ -14,6 +14,9 @@ Exits on SIGTERM (the default action) or when stdin closes.
                memoryview, buffer_updated() writes the filled part back
     streams    start_server(): while data := await reader.read(65536): write + drain;
                --streams-impl picks asyncio.start_server or tideloop.start_server
+    taskfloor  the floor under any streams echo built on asyncio's Task and Future: a Protocol
+               whose one Task per connection awaits a fresh Future per message (set by
+               data_received) and writes the data back; no reader, no writer, no drain
     --udp      DatagramProtocol: datagram_received() sendto()s the data back
     --tls      serve protocol/buffered over TLS: create_server(ssl=) with that certificate
 Unless --cold-malloc, warm_malloc() first puts glibc's allocator in the state of a server that
@@ -59,6 +62,42 @@ class EchoBuffered(asyncio.BufferedProtocol):
             # Part of it is queued. Some transports (asyncio >= 3.12) queue the view itself
             # rather than a copy, so the next read must not go into the same buffer.
             self.view = memoryview(bytearray(BUF_SIZE))
+
+
+class EchoTaskFloor(asyncio.Protocol):
+    """Per message: one Future, one Task wake-up, one write; what a stream reader cannot
+    go below while tasks and futures are asyncio's (streams minus this = the streams layer)."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.data = None
+        self.waiter = None
+        self.loop = asyncio.get_running_loop()
+        self.task = self.loop.create_task(self.serve())
+
+    def data_received(self, data):
+        if self.data is None:
+            self.data = data
+        else:
+            self.data += data
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set_result(None)
+
+    def connection_lost(self, exc):
+        self.task.cancel()
+
+    async def serve(self):
+        loop = self.loop
+        write = self.transport.write
+        while True:
+            if self.data is None:
+                self.waiter = waiter = loop.create_future()
+                await waiter
+            data = self.data
+            self.data = None
+            write(data)
 
 
 class EchoDatagram(asyncio.DatagramProtocol):
@@ -130,7 +169,8 @@ async def start(args) -> int:
             start_server = asyncio.start_server
         server = await start_server(echo_stream, host, args.port, backlog=BACKLOG)
     else:
-        factory = EchoBuffered if args.proto == "buffered" else EchoProtocol
+        factory = {"buffered": EchoBuffered, "taskfloor": EchoTaskFloor}.get(args.proto,
+                                                                        EchoProtocol)
         ssl_context = None
         if args.tls:
             import ssl
@@ -166,7 +206,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loop", required=True, choices=("asyncio", "uvloop", "tideloop"))
     ap.add_argument("--compiled", choices=("0", "1"), help="require tideloop.COMPILED")
-    ap.add_argument("--proto", default="protocol", choices=("protocol", "buffered", "streams"))
+    ap.add_argument("--proto", default="protocol", choices=("protocol", "buffered", "streams",
+                                                               "taskfloor"))
     ap.add_argument("--streams-impl", default="asyncio", choices=("asyncio", "tideloop"))
     ap.add_argument("--udp", action="store_true")
     ap.add_argument("--tls", nargs=2, metavar=("CERTFILE", "KEYFILE"))

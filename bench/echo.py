@@ -78,7 +78,8 @@ LOOP_ARGS = {"asyncio": ["--loop", "asyncio"], "uvloop": ["--loop", "uvloop"],
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    kind: str  # protocol, buffered, streams (each loop's own), aiostreams, http, udp, tls
+    kind: str  # protocol, buffered, streams (each loop's own), aiostreams, taskfloor, http,
+    # udp, tls
     size: int  # message bytes (0 for http)
     conns: int
 
@@ -95,12 +96,14 @@ def _matrix(kinds, sizes, conns) -> list[Workload]:
 
 FULL = (_matrix(("protocol", "buffered"), (1, 10, 100), (1, 10, 100))
         + _matrix(("protocol",), (1,), (1000,))
-        + _matrix(("streams", "aiostreams"), (1,), (10,)) + [Workload("http", 0, 10)]
+        + _matrix(("streams", "aiostreams", "taskfloor"), (1,), (10,))
+        + [Workload("http", 0, 10)]
         + _matrix(("udp",), (1,), (1, 10)) + _matrix(("tls",), (1, 100), (10,)))
 DEFAULT = (_matrix(("protocol",), (1,), (1, 10, 100, 1000))
            + _matrix(("protocol",), (10, 100), (10,))
            + _matrix(("buffered",), (1, 100), (10,))
-           + _matrix(("streams", "aiostreams"), (1,), (10,)) + [Workload("http", 0, 10)]
+           + _matrix(("streams", "aiostreams", "taskfloor"), (1,), (10,))
+           + [Workload("http", 0, 10)]
            + _matrix(("udp",), (1,), (10,)) + _matrix(("tls",), (1, 100), (10,)))
 QUICK = [Workload(*w) for w in (("protocol", 1024, 10), ("buffered", 1024, 10),
                                 ("protocol", 102400, 10), ("streams", 1024, 10),

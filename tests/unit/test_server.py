@@ -513,6 +513,40 @@ def test_context_of_connections(loop_impl: Any) -> None:
     run(loop_impl, main)
 
 
+def test_data_received_context(loop_impl: Any) -> None:
+    """data_received runs in one context per connection: it sees what the factory set, and
+    what it sets itself stays for the next call on that connection only."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+
+        class P(Echo):
+            def __init__(self) -> None:
+                super().__init__()
+                var.set("factory")
+
+            def data_received(self, data: bytes) -> None:
+                seen.append(var.get())
+                var.set(data.decode())
+                super().data_received(data)
+
+        server = await loop.create_server(P, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        for _ in range(2):
+            sock = await connect(addr)
+            with sock:
+                for msg in (b"a", b"b"):
+                    await loop.sock_sendall(sock, msg)
+                    assert await recv_exactly(sock, 1) == msg
+        server.close()
+        assert seen == ["factory", "a", "factory", "a"]
+        assert var.get() == "unset"
+
+    run(loop_impl, main)
+
+
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # asyncio leaves the socket to the GC
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_protocol_factory_error_keeps_serving(loop_impl: Any) -> None:

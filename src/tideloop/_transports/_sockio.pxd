@@ -170,7 +170,20 @@ cdef extern from *:
         PyBuffer_Release(&view);
         return (Py_ssize_t)n;
     }
+
+    /* ctx.run(func, arg) without looking up and binding Context.run per call: the same
+       enter/call/exit as CPython's context_run (entering a context twice raises its
+       RuntimeError; exiting keeps the call's exception). */
+    static CYTHON_UNUSED PyObject *tideloop_context_call1(PyObject *ctx, PyObject *func,
+                                                          PyObject *arg) {
+        PyObject *res;
+        if (PyContext_Enter(ctx) < 0) return NULL;
+        res = PyObject_CallOneArg(func, arg);
+        if (PyContext_Exit(ctx) < 0) { Py_XDECREF(res); return NULL; }
+        return res;
+    }
     """
+    object tideloop_context_call1(object ctx, object func, object arg)
     object tideloop_recv_bytes(int fd, Py_ssize_t size)
     Py_ssize_t tideloop_recv_into(int fd, object buffer) except -1
     Py_ssize_t tideloop_send(int fd, object data) except -1

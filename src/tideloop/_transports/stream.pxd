@@ -1,6 +1,11 @@
 cimport cython
 
-from ._sockio cimport tideloop_recv_bytes, tideloop_recv_into, tideloop_send
+from ._sockio cimport (
+    tideloop_context_call1,
+    tideloop_recv_bytes,
+    tideloop_recv_into,
+    tideloop_send,
+)
 from .base cimport TransportCore
 
 cdef object _BufferedProtocol

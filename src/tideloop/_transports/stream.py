@@ -148,7 +148,10 @@ class StreamCore(TransportCore):
             self._read_ready__on_eof(False)
             return
         try:
-            self._context.run(self._data_received, data)
+            if _NATIVE:
+                tideloop_context_call1(self._context, self._data_received, data)  # noqa: F821
+            else:
+                self._context.run(self._data_received, data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
