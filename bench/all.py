@@ -13,6 +13,10 @@ issue-7 target) and chart.svg (cost relative to uvloop's, per workload; the READ
 
 Cost per operation everywhere, lower is better: micro = ns per op, echo = server CPU us per
 request, idle = RSS bytes per idle connection. Ratios are ``row / uvloop`` (0.80x = 20 % less).
+
+``--instructions`` also runs instructions.py (user-space instructions per request of the echo
+servers under valgrind's callgrind, about 5 more minutes) into instructions.json; whenever
+that file is in ``--out``, summary.md gets a second table with those counts.
 """
 
 from __future__ import annotations
@@ -144,6 +148,41 @@ def summary_md(costs, units, meta) -> str:
     return "\n".join(lines) + "\n"
 
 
+def instructions_md(data: dict) -> str:
+    """The second table of summary.md: instructions.py's user-space instructions per request."""
+    meta = data.get("meta", {})
+    lines = [
+        "",
+        "## user-space instructions per request (callgrind)",
+        "",
+        "`bench/instructions.py`: instructions each echo server executes in user space per "
+        "request under valgrind's callgrind (kernel work not counted; bench/README.md says "
+        f"how). git {meta.get('git_head', '?')}; {meta.get('date', '')}; "
+        f"{meta.get('valgrind', '')}.",
+        "",
+        "| workload | tide-c | tide-py | uvloop | asyncio | C | tide-c / uvloop "
+        "| tide-py / asyncio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    notes = []
+    for name, w in data.get("workloads", {}).items():
+        row = {i: c["instr_per_req"] for i, c in w["impls"].items() if c.get("instr_per_req")}
+        cells = " | ".join(f"{row[i]:,.0f}" if row.get(i) else "-" for i in ROWS)
+        lines.append(f"| {name} | {cells} | {_ratio(row, 'tide-c', 'uvloop')} | "
+                     f"{_ratio(row, 'tide-py', 'asyncio')} |")
+        copies = []
+        for impl, c in w["impls"].items():
+            shares = [s.get("memcpy_share", 0) for s in c.get("samples", [])]
+            if shares and max(shares) > 0.5:
+                copies.append(f"{impl} {100 * max(shares):.0f} %")
+        if copies:
+            notes.append(f"- {name}: memcpy is {', '.join(copies)} of the count (callgrind "
+                         "counts a large copy about one instruction per byte)")
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines) + "\n"
+
+
 def chart_svg(costs, units) -> str:
     """Horizontal grouped bars: each row's cost / uvloop's, per workload; a line at 1.0."""
     names = [n for n, row in costs.items() if row.get("uvloop")]
@@ -192,6 +231,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs of every benchmark")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also run instructions.py (callgrind; needs valgrind)")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "latest")
     args = ap.parse_args(argv)
     out = args.out.resolve()
@@ -204,11 +245,18 @@ def main(argv=None) -> int:
         rc |= run([py, "micro.py", *quick, "--json", str(out / "micro.json")])
         rc |= run([py, "echo.py", *quick, "--json", str(out / "echo.json")])
         rc |= run([py, "idle.py", *idle, "--json", str(out / "idle.json")])
+        if args.instructions:
+            short = ["--warmup", "2", "--duration", "4"] if args.quick else []
+            rc |= run([py, "instructions.py", *short, "--json",
+                       str(out / "instructions.json")])
     costs, units, meta = collect(out)
     if not costs:
         print("no results to report", file=sys.stderr)
         return 1
     md = summary_md(costs, units, meta)
+    instructions = load(out / "instructions.json")
+    if instructions:
+        md += instructions_md(instructions)
     (out / "summary.md").write_text(md)
     (out / "chart.svg").write_text(chart_svg(costs, units))
     print("\n" + md)

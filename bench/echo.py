@@ -58,7 +58,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import _envs
 import micro
@@ -255,11 +257,12 @@ def stop_server(p: subprocess.Popen) -> str:
     return lines[-1] if lines else f"exit {p.returncode}, nothing on stderr"
 
 
-def server_cpu(pid: int) -> tuple[float, float]:
-    """(utime+stime from /proc/PID/stat, summed schedstat of its threads), in seconds."""
+def server_cpu(pid: int) -> tuple[float, float, float]:
+    """(utime+stime from /proc/PID/stat, summed schedstat of its threads, utime), seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    stat = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    stat = (int(fields[11]) + int(fields[12])) / tick
     sched = 0.0
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -267,7 +270,7 @@ def server_cpu(pid: int) -> tuple[float, float]:
                 sched += int(f.read().split()[0]) * 1e-9
         except OSError:
             pass
-    return stat, sched
+    return stat, sched, int(fields[11]) / tick
 
 
 # --- one run -------------------------------------------------------------------------------
@@ -301,7 +304,8 @@ def load_echo(w: Workload, pid: int, port: int, args, loadgen: Path, pin: list[s
     kv = dict(item.split("=") for item in p.stdout.split())
     return {"requests": int(kv["requests"]), "elapsed": float(kv["elapsed"]),
             "client_cpu": float(kv["client_cpu"]), "server_cpu": float(kv["server_cpu"]),
-            "server_sched": float(kv["server_sched"]), "lost": int(kv["lost"])}
+            "server_sched": float(kv["server_sched"]),
+            "server_user": float(kv.get("server_user", -1)), "lost": int(kv["lost"])}
 
 
 def _http_warmup(port: int, requests: int = 300) -> None:
@@ -316,17 +320,18 @@ def _http_warmup(port: int, requests: int = 300) -> None:
                 got += chunk
 
 
-def load_http(w: Workload, pid: int, port: int, args, pin: list[str]) -> dict:
+def run_wrk(w: Workload, port: int, args, pin: list[str], before: Callable[[], Any],
+            after: Callable[[], Any]) -> tuple[int, float, Any, Any]:
+    """Warm the server up, then run wrk for --duration (whole seconds), calling before()
+    just before it and after() just after; -> (requests, elapsed s, before(), after())."""
     if not shutil.which("wrk"):
         raise NotApplicable("wrk not found (apt-get install wrk)")
     _http_warmup(port)
     secs = max(1, round(args.duration))
     cmd = pin + ["wrk", "-t1", f"-c{w.conns}", f"-d{secs}s", f"http://127.0.0.1:{port}/"]
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu0 = server_cpu(pid)
+    first = before()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
-    cpu1 = server_cpu(pid)
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    last = after()
     m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", p.stdout)
     if p.returncode != 0 or not m:
         raise RunFailed(f"wrk: {(p.stderr.strip() or p.stdout.strip())[-160:]}")
@@ -334,9 +339,18 @@ def load_http(w: Workload, pid: int, port: int, args, pin: list[str]) -> dict:
         raise RunFailed("wrk: " + " ".join(ln.strip() for ln in p.stdout.splitlines()
                                            if "errors" in ln or "Non-2xx" in ln))
     elapsed = float(m[2]) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[m[3]]
+    return int(m[1]), elapsed, first, last
+
+
+def load_http(w: Workload, pid: int, port: int, args, pin: list[str]) -> dict:
+    def cpu() -> tuple:
+        return resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu(pid)
+
+    requests, elapsed, (ru0, cpu0), (ru1, cpu1) = run_wrk(w, port, args, pin, cpu, cpu)
     client = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    return {"requests": int(m[1]), "elapsed": elapsed, "client_cpu": client,
-            "server_cpu": cpu1[0] - cpu0[0], "server_sched": cpu1[1] - cpu0[1], "lost": 0}
+    return {"requests": requests, "elapsed": elapsed, "client_cpu": client,
+            "server_cpu": cpu1[0] - cpu0[0], "server_sched": cpu1[1] - cpu0[1],
+            "server_user": cpu1[2] - cpu0[2], "lost": 0}
 
 
 def run_one(w: Workload, cmd: list[str], args, pins: dict, loadgen: Path) -> dict:
@@ -355,7 +369,9 @@ def run_one(w: Workload, cmd: list[str], args, pins: dict, loadgen: Path) -> dic
     cpu = sample["server_cpu" if args.server_clock == "stat" else "server_sched"]
     if sample["requests"] <= 0 or cpu <= 0:
         raise RunFailed(f"nothing measured: {sample}")
+    user = sample.get("server_user", -1)
     sample.update(us_per_req=cpu / sample["requests"] * 1e6,
+                  user_us_per_req=user / sample["requests"] * 1e6 if user >= 0 else None,
                   req_s=sample["requests"] / sample["elapsed"], info=info)
     return sample
 
@@ -368,7 +384,9 @@ def summarize(samples: list[dict]) -> dict:
 
     def med(key):
         return statistics.median(s[key] for s in samples)
+    user = [s["user_us_per_req"] for s in samples if s.get("user_us_per_req") is not None]
     return {"us_per_req": statistics.median(us), "min_us": us[0], "max_us": us[-1],
+            "user_us_per_req": statistics.median(user) if user else None,
             "req_s": med("req_s"), "server_util": med("server_cpu") / med("elapsed"),
             "client_util": med("client_cpu") / med("elapsed"),
             "lost": sum(s["lost"] for s in samples), "rounds": len(samples)}
@@ -395,41 +413,27 @@ def build_report(args, samples, na) -> dict:
 
 
 def format_table(report: dict) -> str:
-    head = ("workload", "impl", "us/req", "min..max", "req/s", "srv%", "cli%", "x uvloop",
-            "x asyncio", "of C")
+    head = ("workload", "impl", "us/req", "min..max", "user", "req/s", "srv%", "cli%",
+            "x uvloop", "x asyncio", "of C")
     rows, notes = [], []
     for name, entry in report.items():
         for impl, c in entry["impls"].items():
             if "na" in c:
                 if c["na"] not in notes:
                     notes.append(c["na"])
-                rows.append((name, impl, "n/a", f"[{notes.index(c['na']) + 1}]") + ("",) * 6)
+                rows.append((name, impl, "n/a", f"[{notes.index(c['na']) + 1}]") + ("",) * 7)
                 continue
             ratios = [f"{c[k]:.2f}x" if c[k] is not None else "-"
                       for k in ("vs_uvloop", "vs_asyncio")]
             rows.append((name, impl, f"{c['us_per_req']:.2f}",
-                         f"{c['min_us']:.2f}..{c['max_us']:.2f}", micro._ops(c["req_s"]),
+                         f"{c['min_us']:.2f}..{c['max_us']:.2f}",
+                         "-" if c.get("user_us_per_req") is None
+                         else f"{c['user_us_per_req']:.2f}", micro._ops(c["req_s"]),
                          f"{100 * c['server_util']:.0f}%", f"{100 * c['client_util']:.0f}%",
                          *ratios, f"{100 * c['of_c']:.0f}%" if c["of_c"] else "-"))
             if c["lost"]:
                 notes.append(f"{name}/{impl}: {c['lost']} datagrams lost (retried)")
-    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-
-    def fmt(r):
-        return "  ".join(str(v).ljust(widths[i]) if i < 2 else str(v).rjust(widths[i])
-                         for i, v in enumerate(r)).rstrip()
-
-    lines = [fmt(head), "  ".join("-" * w for w in widths)]
-    prev = None
-    for r in rows:
-        if prev is not None and r[0] != prev:
-            lines.append("")
-        lines.append(fmt(r) if r[0] != prev else fmt(("",) + tuple(r[1:])))
-        prev = r[0]
-    if notes:
-        lines.append("")
-        lines += [f"[{i}] {why}" for i, why in enumerate(notes, 1)]
-    return "\n".join(lines)
+    return micro.layout(head, rows, notes)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -521,8 +525,9 @@ def print_report(args, meta, report, versions) -> None:
           f"load {meta['loadavg_start']} -> {meta['loadavg_end']}  {meta['elapsed_s']} s")
     print("  ".join(f"{k}: {v.get('python', '')} {v.get('uvloop') or v.get('tideloop') or ''}"
                     .rstrip() for k, v in versions.items() if k != "c-epoll"))
-    print("us/req = server CPU time per request (median over rounds); srv%/cli% = CPU use of "
-          "server / load generator;\nx uvloop, x asyncio = ratio of us/req (<1 = cheaper); "
+    print("us/req = server CPU time per request (median over rounds); user = its user-space "
+          "part (utime, the\nrest is the kernel's); srv%/cli% = CPU use of server / load "
+          "generator;\nx uvloop, x asyncio = ratio of us/req (<1 = cheaper); "
           "of C = C server's us/req / this row's\n")
     print(format_table(report))
 

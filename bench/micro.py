@@ -228,9 +228,16 @@ def format_table(report: dict) -> str:
             rows.append((w, impl, _ops(c["ops_s"]), _ns(c["median_ns"]),
                          f"{_ns(c['min_ns'])}..{_ns(c['max_ns'])}", f"{c['iqr_pct']:.1f}%",
                          *ratio))
-    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    return layout(head, rows, [f"n/a: {why}" for why in notes])
 
-    def fmt(r):
+
+def layout(head: tuple, rows: list, notes: list[str]) -> str:
+    """The benchmark scripts' text table: two left-aligned columns (workload, impl) then
+    right-aligned ones, a blank line between workloads, each workload named once, then the
+    numbered notes."""
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+
+    def fmt(r) -> str:
         return "  ".join(str(v).ljust(widths[i]) if i < 2 else str(v).rjust(widths[i])
                          for i, v in enumerate(r)).rstrip()
 
@@ -239,11 +246,11 @@ def format_table(report: dict) -> str:
     for r in rows:
         if prev is not None and r[0] != prev:
             lines.append("")
-        lines.append(fmt(r) if r[0] != prev else fmt(("",) + tuple(r[1:])))
+        lines.append(fmt(r) if r[0] != prev else fmt(("", *r[1:])))
         prev = r[0]
     if notes:
         lines.append("")
-        lines += [f"[{i}] n/a: {why}" for i, why in enumerate(notes, 1)]
+        lines += [f"[{i}] {why}" for i, why in enumerate(notes, 1)]
     return "\n".join(lines)
 
 

@@ -6,10 +6,10 @@
    (default 127.0.0.1). Each one sends a SIZE-byte message and waits for the whole echo before
    sending the next. After WARMUP_S seconds the measured window starts; it lasts DURATION_S.
    At both ends of the window it reads the server's CPU time from /proc/SERVER_PID/stat
-   (utime+stime, clock ticks) and /proc/SERVER_PID/task/.../schedstat (ns), and its own CPU time,
+   (utime+stime, clock ticks; utime alone as server_user) and /proc/SERVER_PID/task/.../schedstat (ns), and its own CPU time,
    so that warm-up and connection set-up stay outside the figures. Prints one line:
 
-   requests=N elapsed=S client_cpu=S server_cpu=S server_sched=S lost=N
+   requests=N elapsed=S client_cpu=S server_cpu=S server_sched=S server_user=S lost=N
 
    UDP: the first 8 bytes of a datagram carry a sequence number; a reply not seen within
    200 ms counts as lost and a new request (new number) goes out, so late replies never count.
@@ -56,8 +56,8 @@ static double now(clockid_t clk) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Server CPU seconds from /proc/PID/stat (utime+stime). */
-static double server_stat(int pid) {
+/* Server CPU seconds from /proc/PID/stat (utime+stime); its user part (utime) in *user. */
+static double server_stat(int pid, double *user) {
     char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
@@ -70,6 +70,7 @@ static double server_stat(int pid) {
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                      &ut, &st) != 2)
         return -1;
+    *user = (double)ut / sysconf(_SC_CLK_TCK);
     return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 }
 
@@ -203,7 +204,7 @@ int main(int argc, char **argv) {
 
     struct epoll_event events[256];
     double t = now(CLOCK_MONOTONIC), t_begin = t, t_end = 0, t_check = t, t_progress = t;
-    double cpu0 = 0, srv0 = 0, sch0 = 0;
+    double cpu0 = 0, srv0 = 0, sch0 = 0, usr0 = 0, usr1 = 0;
     unsigned long long done0 = 0, lost0 = 0, seen = 0;
     int measuring = 0;
     for (int i = 0; i < nconn; i++) start(&conns[i], t);
@@ -240,14 +241,15 @@ int main(int argc, char **argv) {
             done0 = done;
             lost0 = lost;
             cpu0 = now(CLOCK_PROCESS_CPUTIME_ID);
-            srv0 = pid ? server_stat(pid) : 0;
+            srv0 = pid ? server_stat(pid, &usr0) : 0;
             sch0 = pid ? server_sched(pid) : 0;
         } else if (measuring && t >= t_end) {
-            double srv1 = pid ? server_stat(pid) : 0, sch1 = pid ? server_sched(pid) : 0;
+            double srv1 = pid ? server_stat(pid, &usr1) : 0, sch1 = pid ? server_sched(pid) : 0;
             double cpu1 = now(CLOCK_PROCESS_CPUTIME_ID);
             printf("requests=%llu elapsed=%.6f client_cpu=%.6f server_cpu=%.6f "
-                   "server_sched=%.6f lost=%llu\n", done - done0, t - t_begin, cpu1 - cpu0,
-                   pid ? srv1 - srv0 : -1, pid ? sch1 - sch0 : -1, lost - lost0);
+                   "server_sched=%.6f server_user=%.6f lost=%llu\n", done - done0, t - t_begin,
+                   cpu1 - cpu0, pid ? srv1 - srv0 : -1, pid ? sch1 - sch0 : -1,
+                   pid ? usr1 - usr0 : -1, lost - lost0);
             return 0;
         }
     }

@@ -10,7 +10,7 @@
    its threads) and this process's CPU time, so handshakes and warm-up stay outside the
    figures. Prints one line, as loadgen.c:
 
-   requests=N elapsed=S client_cpu=S server_cpu=S server_sched=S lost=0
+   requests=N elapsed=S client_cpu=S server_cpu=S server_sched=S server_user=S lost=0
 
    Exit status 1 on any error (handshake failure, connection closed, short echo).
    Build: gcc -O2 -pthread -o tls_loadgen tls_loadgen.c -lssl -lcrypto */
@@ -57,8 +57,8 @@ static double self_cpu(void) {
            ru.ru_stime.tv_usec * 1e-6;
 }
 
-/* Server CPU seconds from /proc/PID/stat (utime+stime). */
-static double server_stat(int pid) {
+/* Server CPU seconds from /proc/PID/stat (utime+stime); its user part (utime) in *user. */
+static double server_stat(int pid, double *user) {
     char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
@@ -71,6 +71,7 @@ static double server_stat(int pid) {
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                      &ut, &st) != 2)
         return -1;
+    *user = (double)ut / sysconf(_SC_CLK_TCK);
     return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 }
 
@@ -159,15 +160,17 @@ int main(int argc, char **argv) {
     }
     usleep((useconds_t)(warmup * 1e6));
     unsigned long long r0 = atomic_load(&done);
-    double s0 = pid ? server_stat(pid) : 0, q0 = pid ? server_sched(pid) : 0;
+    double u0 = 0, u1 = 0;
+    double s0 = pid ? server_stat(pid, &u0) : 0, q0 = pid ? server_sched(pid) : 0;
     double c0 = self_cpu(), w0 = now();
     usleep((useconds_t)(duration * 1e6));
     unsigned long long r1 = atomic_load(&done);
-    double s1 = pid ? server_stat(pid) : 0, q1 = pid ? server_sched(pid) : 0;
+    double s1 = pid ? server_stat(pid, &u1) : 0, q1 = pid ? server_sched(pid) : 0;
     double c1 = self_cpu(), w1 = now();
     atomic_store(&stop, 1);
     for (int i = 0; i < conns; i++) pthread_join(threads[i], NULL);
     printf("requests=%llu elapsed=%.6f client_cpu=%.6f server_cpu=%.6f server_sched=%.6f "
-           "lost=0\n", r1 - r0, w1 - w0, c1 - c0, s1 - s0, q1 - q0);
+           "server_user=%.6f lost=0\n", r1 - r0, w1 - w0, c1 - c0, s1 - s0, q1 - q0,
+           pid ? u1 - u0 : -1);
     return 0;
 }
