@@ -7,6 +7,7 @@ unchanged on both loops (ids ``tide`` / ``aio``).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 from typing import Any
@@ -233,6 +234,49 @@ def test_writelines_and_large_write_arrive_in_order(loop_impl: Any) -> None:
             await proto.lost_fut
             assert proto.events[-1] == ("lost", None)
         finally:
+            peer.close()
+
+    run(loop_impl, main)
+
+
+def test_reads_that_grow_and_shrink_arrive_intact(loop_impl: Any) -> None:
+    """Reads of sizes that go up and down across 16 KiB each deliver exactly what was sent.
+
+    The compiled build reads a large chunk straight into its bytes object, sized by the last
+    read, then grows or shrinks it (_sockio.pxd, tideloop_recv_bytes_hint); every branch of
+    that is taken here: each payload is queued whole while reading is paused, so one read
+    takes all of it."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sizes: list[int] = []
+
+        class Sizes(Recorder):
+            def data_received(self, data: bytes) -> None:
+                assert type(data) is bytes
+                sizes.append(len(data))
+                super().data_received(data)
+
+        proto = Sizes()
+        tr, peer = await _pair(proto)
+        try:
+            sent = bytearray()
+            for size in (40_000, 100_000, 30_000, 10, 20_000, 120_000, 16_384, 1, 90_000, 5):
+                payload = os.urandom(size)
+                tr.pause_reading()
+                await loop.sock_sendall(peer, payload)
+                sent += payload
+                tr.resume_reading()
+                for _ in range(2000):
+                    if len(proto.data) >= len(sent):
+                        break
+                    await asyncio.sleep(0.001)
+                assert proto.data == sent
+            large = [n for n in sizes if n >= 16 * 1024]
+            steps = list(zip(large, large[1:], strict=False))
+            assert any(b > a for a, b in steps) and any(b < a for a, b in steps), sizes
+        finally:
+            tr.close()
             peer.close()
 
     run(loop_impl, main)

@@ -17,11 +17,19 @@
 # no 256 KiB allocation and shrink per read (socket.recv(n) allocates n bytes up front). The
 # buffer is shared by every loop of the process; that is safe because the read and the copy
 # happen without releasing the GIL.
+#
+# tideloop_recv_bytes_hint is the stream transports' read: below TIDELOOP_DIRECT_MIN it is
+# tideloop_recv_bytes; from there up the caller's hint (the size of its last read) says a
+# large read is likely, and one recvmsg reads the first `hint` bytes straight into a new bytes
+# object and any more into the static buffer. The kernel's copy is then the only copy of what
+# fitted: a 100 KiB read no longer pays a 100 KiB memcpy in user space. The object is shrunk
+# (realloc in place) or grown by what overflowed, so the result is exactly the bytes read.
 
 cdef extern from *:
     """
     #include <sys/types.h>
     #include <sys/socket.h>
+    #include <sys/uio.h>
     #include <errno.h>
     #include <string.h>
     #include <netinet/in.h>
@@ -42,6 +50,47 @@ cdef extern from *:
             }
             return PyErr_SetFromErrno(PyExc_OSError);
         }
+    }
+
+    #define TIDELOOP_DIRECT_MIN (16 * 1024)
+
+    static CYTHON_UNUSED PyObject *tideloop_recv_bytes_hint(int fd, Py_ssize_t size,
+                                                            Py_ssize_t hint) {
+        PyObject *b;
+        struct iovec iov[2];
+        struct msghdr msg;
+        ssize_t n;
+        int err;
+        if (size > TIDELOOP_RECV_BUFSIZE) size = TIDELOOP_RECV_BUFSIZE;
+        if (hint < TIDELOOP_DIRECT_MIN || size < TIDELOOP_DIRECT_MIN)
+            return tideloop_recv_bytes(fd, size);
+        if (hint > size) hint = size;
+        b = PyBytes_FromStringAndSize(NULL, hint);
+        if (b == NULL) return NULL;
+        iov[0].iov_base = PyBytes_AS_STRING(b);
+        iov[0].iov_len = (size_t)hint;
+        iov[1].iov_base = tideloop_recv_buffer;
+        iov[1].iov_len = (size_t)(size - hint);
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = size > hint ? 2 : 1;
+        for (;;) {
+            n = recvmsg(fd, &msg, 0);
+            if (n >= 0) break;
+            err = errno;
+            if (err == EINTR) {
+                if (PyErr_CheckSignals() < 0) { Py_DECREF(b); return NULL; }
+                continue;
+            }
+            Py_DECREF(b);
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (n == hint) return b;
+        /* Shrink (in place) or grow; _PyBytes_Resize frees b and sets it NULL on failure. */
+        if (_PyBytes_Resize(&b, (Py_ssize_t)n) < 0) return NULL;
+        if (n > hint) memcpy(PyBytes_AS_STRING(b) + hint, tideloop_recv_buffer, (size_t)(n - hint));
+        return b;
     }
 
     static CYTHON_UNUSED Py_ssize_t tideloop_recv_into(int fd, PyObject *buffer) {
@@ -185,6 +234,7 @@ cdef extern from *:
     """
     object tideloop_context_call1(object ctx, object func, object arg)
     object tideloop_recv_bytes(int fd, Py_ssize_t size)
+    object tideloop_recv_bytes_hint(int fd, Py_ssize_t size, Py_ssize_t hint)
     Py_ssize_t tideloop_recv_into(int fd, object buffer) except -1
     Py_ssize_t tideloop_send(int fd, object data) except -1
     object tideloop_recvfrom_data(int fd, Py_ssize_t size)

@@ -2,7 +2,7 @@ cimport cython
 
 from ._sockio cimport (
     tideloop_context_call1,
-    tideloop_recv_bytes,
+    tideloop_recv_bytes_hint,
     tideloop_recv_into,
     tideloop_send,
 )
@@ -26,6 +26,7 @@ cdef class StreamCore(TransportCore):
     cdef object _buffer_updated
     cdef object _sockname
     cdef object _peername
+    cdef Py_ssize_t _recv_hint
 
     cpdef _on_readable(self)
     cdef _read_ready__data_received(self)

@@ -77,6 +77,7 @@ class StreamCore(TransportCore):
         "_buffer_updated",
         "_sockname",
         "_peername",
+        "_recv_hint",
     )
 
     def __init__(
@@ -98,6 +99,9 @@ class StreamCore(TransportCore):
         self._data_received = None
         self._get_buffer = None
         self._buffer_updated = None
+        # Compiled build: the size of the last read, from which a large read goes straight
+        # into its bytes object (see _sockio.pxd, tideloop_recv_bytes_hint).
+        self._recv_hint = 0
 
     def _make_extra(self) -> dict:
         return {
@@ -134,7 +138,10 @@ class StreamCore(TransportCore):
     def _read_ready__data_received(self) -> None:
         try:
             if _NATIVE:
-                data = tideloop_recv_bytes(self._sock_fd, _MAX_SIZE)  # noqa: F821
+                data = tideloop_recv_bytes_hint(  # noqa: F821
+                    self._sock_fd, _MAX_SIZE, self._recv_hint
+                )
+                self._recv_hint = len(data)
             else:
                 data = self._sock.recv(_MAX_SIZE)
         except (BlockingIOError, InterruptedError):
