@@ -282,6 +282,63 @@ def test_reads_that_grow_and_shrink_arrive_intact(loop_impl: Any) -> None:
     run(loop_impl, main)
 
 
+def _send_one_at_a_time(payloads: list[bytes], keep: bool) -> list[tuple[bytes, int]]:
+    """Send each payload alone (the next once the last arrived) to a Protocol; -> what each
+    data_received call got, as (data, hash(data)) taken in the call, and, when keep is true,
+    the data objects themselves kept alive until the end."""
+
+    async def main() -> list[tuple[bytes, int]]:
+        loop = asyncio.get_running_loop()
+        seen: list[tuple[bytes, int]] = []
+        kept: list[bytes] = []
+
+        class Hasher(Recorder):
+            def data_received(self, data: bytes) -> None:
+                seen.append((bytes(bytearray(data)), hash(data)))
+                if keep:
+                    kept.append(data)
+                super().data_received(data)
+
+        proto = Hasher()
+        tr, peer = await _pair(proto)
+        try:
+            total = 0
+            for payload in payloads:
+                await loop.sock_sendall(peer, payload)
+                total += len(payload)
+                for _ in range(2000):
+                    if len(proto.data) >= total:
+                        break
+                    await asyncio.sleep(0.001)
+            if keep:
+                assert [bytes(k) for k in kept] == [d for d, _ in seen]
+                assert b"".join(kept) == b"".join(payloads)
+        finally:
+            tr.close()
+            peer.close()
+        return seen
+
+    import tideloop
+
+    with asyncio.Runner(loop_factory=tideloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["dropped", "kept"])
+def test_same_size_reads_are_fresh_bytes(keep: bool) -> None:
+    """Reads of one size, each with other contents, arrive intact, with their own hash.
+
+    The compiled build reuses a dropped read's bytes object for the next read of the same
+    length (_sockio.pxd, tideloop_recycle_bytes): only once data_received has returned and
+    nothing else references it. A kept object must never change, and a reused one must not
+    keep the hash cached from its last contents."""
+    payloads = [bytes([i]) * 1024 for i in range(1, 40)] + [os.urandom(4096) for _ in range(5)]
+    seen = _send_one_at_a_time(payloads, keep)
+    assert b"".join(d for d, _ in seen) == b"".join(payloads)
+    for data, h in seen:
+        assert h == hash(data)
+
+
 def test_buffered_bytearray_is_copied() -> None:
     """tideloop only: a bytearray written while the buffer is busy is copied, so the caller
     may reuse it at once. (Stock asyncio 3.12+ keeps a view and sends the later contents.)"""

@@ -3,6 +3,7 @@ cimport cython
 from ._sockio cimport (
     tideloop_context_call1,
     tideloop_recv_bytes_hint,
+    tideloop_recycle_bytes,
     tideloop_recv_into,
     tideloop_send,
 )

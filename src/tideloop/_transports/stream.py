@@ -157,6 +157,8 @@ class StreamCore(TransportCore):
         try:
             if _NATIVE:
                 tideloop_context_call1(self._context, self._data_received, data)  # noqa: F821
+                # Unreferenced now? Then the next read of its size reuses it (_sockio.pxd).
+                tideloop_recycle_bytes(data)  # noqa: F821
             else:
                 self._context.run(self._data_received, data)
         except (SystemExit, KeyboardInterrupt):
