@@ -233,6 +233,8 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only rebuild the report")
     ap.add_argument("--instructions", action="store_true",
                     help="also run instructions.py (callgrind; needs valgrind)")
+    ap.add_argument("--echo-rounds", type=int, metavar="N",
+                    help="rounds of echo.py (its default: 4); more steadies the medians")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "latest")
     args = ap.parse_args(argv)
     out = args.out.resolve()
@@ -243,7 +245,8 @@ def main(argv=None) -> int:
         quick = ["--quick"] if args.quick else []
         idle = ["--conns", "2000", "--rounds", "1"] if args.quick else []
         rc |= run([py, "micro.py", *quick, "--json", str(out / "micro.json")])
-        rc |= run([py, "echo.py", *quick, "--json", str(out / "echo.json")])
+        rounds = ["--rounds", str(args.echo_rounds)] if args.echo_rounds else []
+        rc |= run([py, "echo.py", *quick, *rounds, "--json", str(out / "echo.json")])
         rc |= run([py, "idle.py", *idle, "--json", str(out / "idle.json")])
         if args.instructions:
             short = ["--warmup", "2", "--duration", "4"] if args.quick else []
