@@ -125,7 +125,7 @@ def summary_md(costs, units, meta) -> str:
         "",
         f"Machine: {echo_meta.get('cpu_model', platform.processor() or '?')}, "
         f"{echo_meta.get('ncpu', '?')} CPUs; git {echo_meta.get('git_head', '?')}; "
-        f"{echo_meta.get('date', '')}. Command: `python bench/all.py`.",
+        f"{echo_meta.get('date', '')}. Command: `{meta.get('command', 'python bench/all.py')}`.",
         "Cost per operation (lower is better): micro ns/op, echo server CPU us per request, "
         "idle RSS bytes per connection. Ratios are to uvloop's cost.",
         "",
@@ -241,6 +241,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rc = 0
     if not args.report_only:
+        # The command that made the results, for the report (--report-only reads it back).
+        (out / "command.txt").write_text(" ".join(["python bench/all.py", *sys.argv[1:]]))
         py = sys.executable
         quick = ["--quick"] if args.quick else []
         idle = ["--conns", "2000", "--rounds", "1"] if args.quick else []
@@ -253,6 +255,8 @@ def main(argv=None) -> int:
             rc |= run([py, "instructions.py", *short, "--json",
                        str(out / "instructions.json")])
     costs, units, meta = collect(out)
+    if (out / "command.txt").exists():
+        meta["command"] = (out / "command.txt").read_text().strip()
     if not costs:
         print("no results to report", file=sys.stderr)
         return 1
