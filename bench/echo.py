@@ -262,7 +262,7 @@ def server_cpu(pid: int) -> tuple[float, float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
-    stat = (int(fields[11]) + int(fields[12])) / tick
+    utime, stime = int(fields[11]), int(fields[12])
     sched = 0.0
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -270,7 +270,7 @@ def server_cpu(pid: int) -> tuple[float, float, float]:
                 sched += int(f.read().split()[0]) * 1e-9
         except OSError:
             pass
-    return stat, sched, int(fields[11]) / tick
+    return (utime + stime) / tick, sched, utime / tick
 
 
 # --- one run -------------------------------------------------------------------------------
@@ -392,6 +392,15 @@ def summarize(samples: list[dict]) -> dict:
             "lost": sum(s["lost"] for s in samples), "rounds": len(samples)}
 
 
+def add_ratios(cells: dict, key: str) -> None:
+    """Set each cell's vs_uvloop / vs_asyncio / vs_c-epoll: its ``key`` over that row's
+    (None where either is missing)."""
+    for c in cells.values():
+        for ref in ("uvloop", "asyncio", "c-epoll"):
+            r = cells.get(ref, {})
+            c[f"vs_{ref}"] = c[key] / r[key] if key in c and key in r else None
+
+
 def build_report(args, samples, na) -> dict:
     report = {}
     for w in args.workloads:
@@ -402,11 +411,8 @@ def build_report(args, samples, na) -> dict:
             elif samples[w.name].get(impl):
                 cells[impl] = summarize(samples[w.name][impl])
                 cells[impl]["samples"] = samples[w.name][impl]
+        add_ratios(cells, "us_per_req")
         for c in cells.values():
-            for ref in ("uvloop", "asyncio", "c-epoll"):
-                r = cells.get(ref, {})
-                ok = "us_per_req" in c and "us_per_req" in r
-                c[f"vs_{ref}"] = c["us_per_req"] / r["us_per_req"] if ok else None
             c["of_c"] = 1 / c["vs_c-epoll"] if c.get("vs_c-epoll") else None
         report[w.name] = {"kind": w.kind, "size": w.size, "conns": w.conns, "impls": cells}
     return report
@@ -419,9 +425,7 @@ def format_table(report: dict) -> str:
     for name, entry in report.items():
         for impl, c in entry["impls"].items():
             if "na" in c:
-                if c["na"] not in notes:
-                    notes.append(c["na"])
-                rows.append((name, impl, "n/a", f"[{notes.index(c['na']) + 1}]") + ("",) * 7)
+                rows.append(micro.na_row(notes, name, impl, c["na"]))
                 continue
             ratios = [f"{c[k]:.2f}x" if c[k] is not None else "-"
                       for k in ("vs_uvloop", "vs_asyncio")]

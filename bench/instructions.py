@@ -323,11 +323,7 @@ def build_report(args, samples: dict, na: dict) -> dict:
                                "lost": sum(s["lost"] for s in runs),
                                "samples": [{k: v for k, v in s.items() if k != "info"}
                                            for s in runs]}
-        for c in cells.values():
-            for ref in ("uvloop", "asyncio", "c-epoll"):
-                r = cells.get(ref, {})
-                ok = "instr_per_req" in c and "instr_per_req" in r
-                c[f"vs_{ref}"] = c["instr_per_req"] / r["instr_per_req"] if ok else None
+        echo.add_ratios(cells, "instr_per_req")
         report[w.name] = {"kind": w.kind, "size": w.size, "conns": w.conns, "impls": cells}
     return report
 
@@ -340,10 +336,7 @@ def format_table(report: dict, rounds: int) -> str:
     for name, entry in report.items():
         for impl, c in entry["impls"].items():
             if "na" in c:
-                if c["na"] not in notes:
-                    notes.append(c["na"])
-                rows.append([name, impl, "n/a", f"[{notes.index(c['na']) + 1}]"]
-                            + [""] * (len(head) - 4))
+                rows.append(micro.na_row(notes, name, impl, c["na"]))
                 continue
             ratios = [f"{c[k]:.2f}x" if c[k] is not None else "-"
                       for k in ("vs_uvloop", "vs_asyncio")]

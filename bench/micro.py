@@ -217,11 +217,8 @@ def format_table(report: dict) -> str:
     rows, notes = [], []
     for w, entry in report.items():
         for impl, c in entry["impls"].items():
-            if "na" in c:  # the reason goes once into a note under the table
-                if c["na"] not in notes:
-                    notes.append(c["na"])
-                rows.append((w, impl, "n/a", f"[{notes.index(c['na']) + 1}]", "", "", "",
-                             ""))
+            if "na" in c:
+                rows.append(na_row(notes, w, impl, c["na"]))
                 continue
             ratio = [f"{c[k]:.2f}x" if c[k] is not None else "-"
                      for k in ("vs_asyncio", "vs_uvloop")]
@@ -231,10 +228,18 @@ def format_table(report: dict) -> str:
     return layout(head, rows, [f"n/a: {why}" for why in notes])
 
 
+def na_row(notes: list[str], workload: str, impl: str, reason: str) -> tuple:
+    """The row of a cell that could not run: "n/a [k]", its reason the k-th note (once)."""
+    if reason not in notes:
+        notes.append(reason)
+    return (workload, impl, "n/a", f"[{notes.index(reason) + 1}]")
+
+
 def layout(head: tuple, rows: list, notes: list[str]) -> str:
     """The benchmark scripts' text table: two left-aligned columns (workload, impl) then
     right-aligned ones, a blank line between workloads, each workload named once, then the
-    numbered notes."""
+    numbered notes. A row shorter than the head (an na_row) is padded with blanks."""
+    rows = [(*r, *("",) * (len(head) - len(r))) for r in rows]
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
 
     def fmt(r) -> str:

@@ -6,8 +6,9 @@
    (default 127.0.0.1). Each one sends a SIZE-byte message and waits for the whole echo before
    sending the next. After WARMUP_S seconds the measured window starts; it lasts DURATION_S.
    At both ends of the window it reads the server's CPU time from /proc/SERVER_PID/stat
-   (utime+stime, clock ticks; utime alone as server_user) and /proc/SERVER_PID/task/.../schedstat (ns), and its own CPU time,
-   so that warm-up and connection set-up stay outside the figures. Prints one line:
+   (utime+stime, clock ticks; utime alone as server_user) and
+   /proc/SERVER_PID/task/.../schedstat (ns), and its own CPU time, so that warm-up and
+   connection set-up stay outside the figures. Prints one line:
 
    requests=N elapsed=S client_cpu=S server_cpu=S server_sched=S server_user=S lost=N
 
