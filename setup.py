@@ -13,7 +13,7 @@ extension module, so the mode is fixed at install time, and tracebacks still sho
 Switches (environment variables; "1", "true", "yes" or "on" turn them on):
 
 ``TIDELOOP_NO_EXTENSIONS``
-    Install pure Python. Cython is not even imported.
+    Install pure Python. Cython is not even imported. Always the case on PyPy.
 ``TIDELOOP_REQUIRE_EXTENSIONS``
     Any failure to compile (no Cython, no C compiler, a Cython or C error, no module to
     compile at all) fails the install. CI sets it. Without it a failure prints a warning and
@@ -46,8 +46,15 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-NO_EXTENSIONS = _env_flag("TIDELOOP_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = _env_flag("TIDELOOP_REQUIRE_EXTENSIONS")
+# PyPy always gets the pure build: a Cython module there runs through cpyext, which is slower
+# than PyPy's JIT on the same pure source, and ours does not even import (cpyext lacks
+# PyContext_Enter/Exit). So a plain `pip install .` on PyPy must not try.
+IS_PYPY = sys.implementation.name == "pypy"
+NO_EXTENSIONS = _env_flag("TIDELOOP_NO_EXTENSIONS") or IS_PYPY
+
+if IS_PYPY and REQUIRE_EXTENSIONS:
+    sys.exit("setup.py: TIDELOOP_REQUIRE_EXTENSIONS=1 on PyPy: tideloop is pure Python on PyPy")
 CYTHON_TRACE = _env_flag("TIDELOOP_CYTHON_TRACE")
 CYTHON_ANNOTATE = _env_flag("TIDELOOP_CYTHON_ANNOTATE")
 

@@ -10,7 +10,9 @@ timeout of pytest-timeout, the marker list) live in pyproject.toml under
 - the ``loop_impl`` fixture: a loop factory, ``tideloop.new_event_loop`` (id ``tide``) or
   ``asyncio.new_event_loop`` (id ``aio``), so a black-box test is written once and run on
   both, like uvloop's ``Test_UV_*`` / ``Test_AIO_*`` twins;
-- a report header saying which tideloop is under test (version, build mode, location).
+- a report header saying which tideloop is under test (version, build mode, location);
+- ``test_ca``: a test certificate authority, trustme's, or one made with the ``openssl``
+  command where trustme cannot be installed (PyPy: no ``cryptography`` wheel).
 
 Tests run against the *installed* tideloop: nothing here touches sys.path (scripts/test
 installs the package into a venv and runs pytest with --import-mode=importlib).
@@ -20,7 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +120,81 @@ def loop_impl(request: pytest.FixtureRequest) -> Iterator[LoopFactory]:
             if not loop.is_running():
                 loop.close()
         pytest.fail(f"{len(left_open)} event loop(s) left open by the test: {described}")
+
+
+# --------------------------------------------------------------------------- TLS
+class _OpensslCert:
+    def __init__(self, cert_pem: str, key_pem: str) -> None:
+        self.cert_pem, self.key_pem = cert_pem, key_pem
+
+    def configure_cert(self, ctx: ssl.SSLContext) -> None:
+        ctx.load_cert_chain(self.cert_pem, self.key_pem)
+
+
+class OpensslCA:
+    """The part of ``trustme.CA`` the tests use, made with the ``openssl`` command.
+
+    For interpreters with no ``cryptography`` wheel (PyPy here), so that the TLS tests still
+    run there instead of skipping. Keys and certificates live in a temporary directory that
+    lives as long as the object; nothing is committed.
+    """
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="tideloop-ca-")
+        d = Path(self._dir.name)
+        self.cert_pem, self._key = str(d / "ca.pem"), str(d / "ca.key")
+        self._openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", self._key, "-out", self.cert_pem, "-days", "2",
+            "-subj", "/O=tideloop tests/CN=tideloop test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        )  # fmt: skip
+        self._serial = 1
+
+    @staticmethod
+    def _openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    def issue_cert(self, *names: str) -> _OpensslCert:
+        """A leaf certificate for DNS names and IP addresses, signed by this CA."""
+        d = Path(self._dir.name)
+        self._serial += 1
+        stem = d / f"leaf{self._serial}"
+        san = ",".join(
+            f"IP:{n}" if n.replace(".", "").isdigit() or ":" in n else f"DNS:{n}" for n in names
+        )
+        ext = d / f"leaf{self._serial}.ext"
+        ext.write_text(
+            f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n"
+        )
+        self._openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{stem}.key", "-out", f"{stem}.csr", "-subj", f"/CN={names[0]}",
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", f"{stem}.csr", "-CA", self.cert_pem, "-CAkey", self._key,
+            "-set_serial", str(self._serial), "-days", "2", "-extfile", str(ext),
+            "-out", f"{stem}.pem",
+        )  # fmt: skip
+        return _OpensslCert(f"{stem}.pem", f"{stem}.key")
+
+    def configure_trust(self, ctx: ssl.SSLContext) -> None:
+        ctx.load_verify_locations(cafile=self.cert_pem)
+
+
+def make_test_ca() -> Any:
+    """A test certificate authority: ``trustme.CA()``, or ``OpensslCA()`` where trustme
+    (which needs ``cryptography``) is not installed."""
+    try:
+        import trustme
+    except ImportError:
+        return OpensslCA()
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> Any:
+    """A test CA (see ``make_test_ca``), shared by the session's TLS tests."""
+    return make_test_ca()
