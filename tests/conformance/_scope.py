@@ -80,10 +80,11 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
         "task factories and eager_start through loop.create_task",
     ),
     "test_staggered": (RUN, "3.13+", "IsolatedAsyncioTestCase"),
-    "test_free_threading": (
+    "test_free_threading": (RUN, "3.14+", "tasks of the loop under test seen from other threads"),
+    "test_graph": (
         RUN,
         "3.14+",
-        "tasks across threads via Runner (absent in 3.11-3.13, not yet validated)",
+        "asyncio.capture_call_graph / print_call_graph over tasks of the loop under test",
     ),
     # --- black-box, waiting for a tideloop feature -----------------------------------
     "test_buffered_proto": (RUN, None, "BufferedProtocol over tideloop's TCP transport"),
@@ -136,6 +137,12 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
     ),
     "test_windows_events": (EXCLUDED, None, "Windows only (ProactorEventLoop, IOCP)"),
     "test_windows_utils": (EXCLUDED, None, "Windows only (asyncio.windows_utils)"),
+    "test_tools": (
+        EXCLUDED,
+        "3.14+",
+        "loop-free: formats already-captured task data for python -m asyncio ps/pstree "
+        "(tests/unit/test_py314_ecosystem.py runs ps/pstree on a tideloop program)",
+    ),
     "test_protocols": (RUN, None, "asyncio's Protocol base classes (used on any loop)"),
     "test_transports": (RUN, None, "asyncio's transport base classes (tideloop's facades derive)"),
 }

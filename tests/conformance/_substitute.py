@@ -19,6 +19,11 @@ the current policy
     ``IsolatedAsyncioTestCase.loop_factory`` (3.13) is deliberately left ``None``: with a
     factory, ``Runner`` skips ``set_event_loop``, which would change what the tests see.
     ``_sanity.py`` proves that IsolatedAsyncioTestCase runs on the loop under test anyway.
+``asyncio.EventLoop`` (3.14+) and ``unix_events._DefaultEventLoopPolicy``
+    3.14 tests build loops with ``asyncio.EventLoop()`` and ``loop_factory=asyncio.EventLoop``,
+    and asyncio rebuilds its policy after a reset from the private
+    ``_DefaultEventLoopPolicy``: both point at the loop under test (a counted subclass of its
+    loop class, and the counting policy class).
 ``test_utils.TestCase.new_test_loop``
     ``TestLoop`` is a white-box ``BaseEventLoop`` subclass with a fake clock.  Called
     without a time generator the test only needs "a loop" (no timers can fire on the
@@ -290,11 +295,25 @@ def install(name: str) -> _Impl:
 
     _patch_base_event_loop_init()
     policy_class = _make_policy_class(impl)
-    asyncio.DefaultEventLoopPolicy = policy_class
+    if "DefaultEventLoopPolicy" in vars(asyncio):
+        asyncio.DefaultEventLoopPolicy = policy_class
+    # else (3.14+) asyncio's module __getattr__ serves the name, with its DeprecationWarning,
+    # from unix_events._DefaultEventLoopPolicy, patched below.
     for modname in ("asyncio.unix_events", "asyncio.windows_events"):
         mod = sys.modules.get(modname)
-        if mod is not None and hasattr(mod, "DefaultEventLoopPolicy"):
-            mod.DefaultEventLoopPolicy = policy_class
+        if mod is None:
+            continue
+        # 3.11-3.13 export DefaultEventLoopPolicy; 3.14+ rebuild the policy after a reset
+        # from the private _DefaultEventLoopPolicy (events._init_event_loop_policy).
+        for attr in ("DefaultEventLoopPolicy", "_DefaultEventLoopPolicy"):
+            if attr in vars(mod):
+                setattr(mod, attr, policy_class)
+        # 3.14+: asyncio.EventLoop is the platform's loop class; tests call it and pass it
+        # as loop_factory=.  It becomes a counted subclass of the loop under test.
+        if "EventLoop" in vars(mod):
+            mod.EventLoop = _make_loop_class(impl)
+            if getattr(asyncio, "EventLoop", None) is not None:
+                asyncio.EventLoop = mod.EventLoop
 
     def new_event_loop():
         """asyncio.new_event_loop, with the loop under test behind stock policies."""
@@ -305,14 +324,38 @@ def install(name: str) -> _Impl:
 
     asyncio.events.new_event_loop = new_event_loop
     asyncio.new_event_loop = new_event_loop
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.14 deprecates policies
+    # 3.14 deprecates the public setter; its tests use the private one.
+    setter = getattr(asyncio.events, "_set_event_loop_policy", None)
+    if setter is not None:
+        setter(policy_class())
+    else:
         asyncio.set_event_loop_policy(policy_class())
 
     from test.test_asyncio import utils as test_utils
 
     _patch_test_utils(test_utils)
     return impl
+
+
+def _make_loop_class(impl: _Impl) -> type:
+    """``asyncio.EventLoop`` (3.14+) for the run: constructing it makes a counted loop.
+
+    For tideloop, a Python subclass of ``tideloop.EventLoop``; for the asyncio control, a
+    subclass of asyncio's own loop class.  Either way ``_note`` counts each instance.
+    """
+    base = impl.loop_class
+
+    class EventLoop(base):
+        def __init__(self, *args, **kwargs):
+            _tls.depth = getattr(_tls, "depth", 0) + 1
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                _tls.depth -= 1
+            _note(self)
+
+    EventLoop.__module__ = __name__
+    return EventLoop
 
 
 def make_loop_subclass(name: str, namespace: dict):
