@@ -12,6 +12,7 @@ One entry per line::
              loop      ``tideloop`` (the default), ``asyncio`` (control run only),
                        ``both`` (fails on the stock loop too)
              build     ``compiled`` / ``pure`` (tideloop's build mode)
+             impl      ``cpython`` / ``pypy`` (the interpreter; default: any)
              ``skip``  do not run it at all (it hangs or kills the worker); counted as excluded
              ``flaky`` may pass or fail; never reported as stale
 ``reason``   required.  Conventions: ``transports: issue 3``, ``white-box: ...``,
@@ -27,9 +28,12 @@ import dataclasses
 import datetime
 import fnmatch
 import re
+import sys
 
 LOOPS = {"tideloop", "asyncio", "both"}
 BUILDS = {"compiled", "pure"}
+IMPLS = {"cpython", "pypy"}
+IMPL = sys.implementation.name
 FLAGS = {"skip", "flaky"}
 
 _LINE = re.compile(r"^(?P<pattern>\S+)(?:\s+\[(?P<tags>[^\]]*)\])?\s*(?:#(?P<reason>.*))?$")
@@ -69,6 +73,7 @@ class Entry:
     versions: list[str]
     loop: str
     builds: set[str]
+    impls: set[str]
     flags: set[str]
     reason: str
     lineno: int
@@ -78,6 +83,8 @@ class Entry:
         if self.versions and not version_matches(",".join(self.versions), version):
             return False
         if self.loop != "both" and self.loop != loop:
+            return False
+        if self.impls and IMPL not in self.impls:
             return False
         if self.builds and loop == "tideloop" and compiled is not None:
             if ("compiled" if compiled else "pure") not in self.builds:
@@ -91,7 +98,7 @@ class Entry:
         tags = list(self.versions)
         if self.loop != "tideloop":
             tags.append(self.loop)
-        tags += sorted(self.builds) + sorted(self.flags)
+        tags += sorted(self.builds) + sorted(self.impls) + sorted(self.flags)
         return f"[{', '.join(tags)}]" if tags else ""
 
 
@@ -114,12 +121,14 @@ def parse(path) -> list[Entry]:
             if not reason:
                 errors.append(f"{path}:{lineno}: every entry needs a reason after '#': {line}")
                 continue
-            versions, loop, builds, flags = [], "tideloop", set(), set()
+            versions, loop, builds, impls, flags = [], "tideloop", set(), set(), set()
             for tag in filter(None, (t.strip() for t in (m["tags"] or "").split(","))):
                 if tag in LOOPS:
                     loop = tag
                 elif tag in BUILDS:
                     builds.add(tag)
+                elif tag in IMPLS:
+                    impls.add(tag)
                 elif tag in FLAGS:
                     flags.add(tag)
                 else:
@@ -129,7 +138,9 @@ def parse(path) -> list[Entry]:
                         errors.append(f"{path}:{lineno}: unknown tag {tag!r}")
                         continue
                     versions.append(tag)
-            entries.append(Entry(m["pattern"], versions, loop, builds, flags, reason, lineno))
+            entries.append(
+                Entry(m["pattern"], versions, loop, builds, impls, flags, reason, lineno)
+            )
     if errors:
         raise ExpectedFileError("\n".join(errors))
     return entries
@@ -168,6 +179,7 @@ def write_failures(path, failures, version, loop) -> int:
         else:
             reason = "TODO " + (first_line or "").replace("#", "").strip()[:120]
             tags = [vtag] + ([loop_tag] if loop_tag != "tideloop" else [])
+            tags += ["pypy"] if IMPL == "pypy" else []
             new_lines.append(_format(test_id, f"[{', '.join(tags)}]", reason))
             added += 1
     if new_lines:

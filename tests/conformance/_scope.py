@@ -217,6 +217,27 @@ CLASS_EXCLUSIONS: list[tuple[str, str | None, str]] = [
 ]
 
 
+def prepare_interpreter() -> None:
+    """Make ``test.support`` importable where the interpreter's packaging broke it.
+
+    Debian's PyPy test suite ships ``_testcapi.py``, which builds ``_testcapimodule.c`` at
+    import, but not that file: the import raises FileNotFoundError where ``test.support``
+    only catches ImportError.  Marking the module absent (``sys.modules[name] = None``) makes
+    the import raise ImportError, which is what an interpreter without it does.  Called
+    before anything imports ``test.support`` (run.py and each worker).
+    """
+    import sys
+
+    if sys.implementation.name != "pypy" or "_testcapi" in sys.modules:
+        return
+    try:
+        import _testcapi  # noqa: F401
+    except ImportError:
+        pass
+    except Exception:
+        sys.modules["_testcapi"] = None
+
+
 # --------------------------------------------------------------------------- adapters
 
 

@@ -192,6 +192,8 @@ def main(spec_path: str) -> int:
     if here not in sys.path:
         sys.path.insert(0, here)
     import _scope
+
+    _scope.prepare_interpreter()
     import _substitute
 
     try:

@@ -359,6 +359,7 @@ def parse_args(argv):
 
 def select_modules(args):
     """-> (modules to run, {module: why not run}, [unclassified])"""
+    _scope.prepare_interpreter()
     import test.test_asyncio as pkg
 
     present = sorted(
