@@ -4,14 +4,21 @@ Public API: ``EventLoop``, ``new_event_loop``, ``run``, ``EventLoopPolicy``, ``C
 ``__version__``, and the streams: ``open_connection``, ``start_server``,
 ``open_unix_connection``, ``start_unix_server``, ``StreamReader``, ``StreamWriter``.
 Everything else is private.
+
+``EventLoopPolicy`` exists only where asyncio still has event loop policies (3.11-3.15; see
+``tideloop.policy``). Where asyncio removed them (3.16) reading it raises AttributeError saying
+what to use instead, ``hasattr(tideloop, "EventLoopPolicy")`` is False, and it is not in
+``__all__``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._core import loop as _core_loop
 from ._eventloop import EventLoop, new_event_loop
 from ._version import __version__
-from .policy import EventLoopPolicy
+from .policy import POLICIES as _POLICIES
 from .runner import run
 from .streams import (
     StreamReader,
@@ -22,8 +29,21 @@ from .streams import (
     start_unix_server,
 )
 
+if _POLICIES:
+    from .policy import EventLoopPolicy
+
 #: True when the Cython-compiled core is in use (fixed at install time).
 COMPILED: bool = not _core_loop.__file__.endswith((".py", ".pyc"))
+
+
+def __getattr__(name: str) -> Any:
+    # Only reached for names the module does not define (PEP 562).
+    if name == "EventLoopPolicy":
+        from .policy import REMOVED_MESSAGE
+
+        raise AttributeError(REMOVED_MESSAGE)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COMPILED",
@@ -39,3 +59,5 @@ __all__ = [
     "start_server",
     "start_unix_server",
 ]
+if not _POLICIES:
+    __all__.remove("EventLoopPolicy")

@@ -9,13 +9,22 @@ same machinery ``python`` uses): ``sys.argv`` is the program's own, ``sys.path[0
 script's directory (or, for ``-m``, the current directory), ``if __name__ == "__main__":``
 blocks run, and the exit code is the program's (``SystemExit`` propagates untouched).
 
-How the loop is swapped in: ``tideloop.EventLoopPolicy`` is installed before the program
-starts, so every loop asyncio creates on the program's behalf -- ``asyncio.run()``,
-``asyncio.Runner()``, ``asyncio.new_event_loop()`` -- is a tideloop loop. Python 3.14
-deprecates the public ``asyncio.set_event_loop_policy()`` (policies go away in 3.16) but
-keeps the loop creation path through the policy; there we use the private
-``asyncio.events._set_event_loop_policy()`` so that the program sees no DeprecationWarning
-it did not cause itself. A program that passes its own ``loop_factory`` keeps it.
+How the loop is swapped in, before the program starts, so that every loop asyncio creates on
+the program's behalf -- ``asyncio.run()``, ``asyncio.Runner()``, ``asyncio.new_event_loop()``
+-- is a tideloop loop (a program that passes its own ``loop_factory`` keeps it):
+
+- Where asyncio has event loop policies (3.11-3.15), ``tideloop.EventLoopPolicy`` is installed,
+  so code that asks the policy (``asyncio.get_event_loop_policy().new_event_loop()``) gets
+  tideloop too. Python 3.14 deprecates the public ``asyncio.set_event_loop_policy()`` but
+  keeps loop creation going through the policy; there the private
+  ``asyncio.events._set_event_loop_policy()`` is used, so that the program sees no
+  DeprecationWarning it did not cause itself.
+- Where asyncio removed policies (3.16), ``asyncio.new_event_loop`` and
+  ``asyncio.events.new_event_loop`` are replaced by ``tideloop.new_event_loop``:
+  ``asyncio.Runner`` (and so ``asyncio.run()``) calls ``events.new_event_loop()`` when it is
+  given no ``loop_factory``, as it does in 3.11-3.15, and ``asyncio.get_event_loop()`` no
+  longer creates loops (3.14). Assumed, not yet seen: 3.16 is unreleased, and
+  tests/unit/test_py314_ecosystem.py runs this path on an asyncio stripped of its policies.
 """
 
 from __future__ import annotations
@@ -57,15 +66,25 @@ def version_string() -> str:
     return f"tideloop {tideloop.__version__} ({mode})"
 
 
-def install_policy() -> None:
-    """Make asyncio create tideloop loops wherever it creates one on its own."""
-    import tideloop
+def install() -> str:
+    """Make asyncio create tideloop loops wherever it creates one on its own; say how.
 
-    # 3.14+: the public setter warns (DeprecationWarning) and calls this private one.
-    setter = getattr(asyncio.events, "_set_event_loop_policy", None)
-    if setter is None:
-        setter = asyncio.set_event_loop_policy
-    setter(tideloop.EventLoopPolicy())
+    Returns "policy" (tideloop's policy installed) or "new_event_loop" (asyncio's factory
+    replaced, where asyncio has no policies): see the module docstring.
+    """
+    import tideloop
+    from tideloop import policy
+
+    if policy.POLICIES:
+        # 3.14+: the public setter warns (DeprecationWarning) and calls this private one.
+        setter = getattr(asyncio.events, "_set_event_loop_policy", None)
+        if setter is None:
+            setter = asyncio.events.set_event_loop_policy
+        setter(policy.EventLoopPolicy())
+        return "policy"
+    asyncio.events.new_event_loop = tideloop.new_event_loop
+    asyncio.new_event_loop = tideloop.new_event_loop
+    return "new_event_loop"
 
 
 def _parse(argv: Sequence[str]) -> tuple[str, str | None, list[str]]:
@@ -165,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(version_string())
         return
     assert target is not None
-    install_policy()
+    install()
     try:
         if action == "script":
             _run_script(target, program_argv)

@@ -26,6 +26,11 @@ from typing import Any
 
 from ._core.handles import Handle
 
+# 3.14 deprecates the public name (a DeprecationWarning per call) and uses the private one.
+_iscoroutinefunction = getattr(
+    _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction
+)
+
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
     """Dummy signal handler: Python writes the signal number to the wakeup fd."""
@@ -49,7 +54,7 @@ class SignalsMixin:
         Raise ValueError if the signal number is invalid or uncatchable.
         Raise RuntimeError if there is a problem setting up the handler.
         """
-        if _coroutines.iscoroutine(callback) or _coroutines.iscoroutinefunction(callback):
+        if _coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()

@@ -1,7 +1,20 @@
-"""``EventLoopPolicy`` for code that still sets policies (deprecated by asyncio in 3.14).
+"""``EventLoopPolicy`` for code that still sets policies, where asyncio still has them.
 
-Prefer ``tideloop.run()``, ``asyncio.run(..., loop_factory=tideloop.new_event_loop)`` or
-``asyncio.Runner(loop_factory=...)``: they need no policy at all.
+asyncio deprecates its policy system in 3.14 and removes it in 3.16 (gh-127949:
+``AbstractEventLoopPolicy``, ``DefaultEventLoopPolicy``, ``get/set_event_loop_policy``, all
+with ``remove=(3, 16)``). This module follows asyncio:
+
+- ``POLICIES`` is True while asyncio has policies: a default policy class to derive from *and*
+  the public ``set_event_loop_policy()`` to install one with. Both, because a policy that no
+  public API can install is of no use to a program, whatever private classes remain.
+- ``EventLoopPolicy`` is defined only then. Where asyncio removed policies it does not exist,
+  and ``tideloop.EventLoopPolicy`` raises AttributeError with ``REMOVED_MESSAGE``.
+
+Using the class warns on 3.14+ exactly where asyncio's own policies warn
+(``asyncio.set_event_loop_policy()``): that DeprecationWarning is asyncio's, and defining or
+instantiating the class warns on no version. Prefer ``tideloop.run()``,
+``asyncio.run(..., loop_factory=tideloop.new_event_loop)`` or
+``asyncio.Runner(loop_factory=...)``: they need no policy on any version.
 """
 
 from __future__ import annotations
@@ -11,14 +24,20 @@ from asyncio import events as _events
 
 from ._eventloop import EventLoop, new_event_loop
 
+REMOVED_MESSAGE = (
+    "tideloop.EventLoopPolicy: asyncio 3.16 removed event loop policies; use tideloop.run() "
+    "or asyncio.run(..., loop_factory=tideloop.new_event_loop)"
+)
 
-def _base_policy() -> type:
-    """asyncio's default policy class for this platform, without touching deprecated names.
+
+def _base_policy() -> type | None:
+    """asyncio's default policy class for this platform, or None where asyncio has none.
 
     On Unix that is the Unix default policy, so that on 3.11/3.12 tideloop's policy keeps the
     child-watcher API (get_child_watcher/set_child_watcher) that code written for those
     versions still calls; tideloop's own subprocesses do not need a watcher. 3.14 renamed the
-    public base class and warns when the old name is used, so the private names come first.
+    classes private and warns when asyncio's public aliases are read, so the private names
+    come first and only plain module attributes are read (no warning on any version).
     """
     if sys.platform != "win32":
         from asyncio import unix_events
@@ -26,22 +45,29 @@ def _base_policy() -> type:
         base = getattr(unix_events, "_UnixDefaultEventLoopPolicy", None)
         if base is not None:
             return base
-    base = getattr(_events, "_BaseDefaultEventLoopPolicy", None)
-    return base if base is not None else _events.BaseDefaultEventLoopPolicy
+    for name in ("_BaseDefaultEventLoopPolicy", "BaseDefaultEventLoopPolicy"):
+        base = getattr(_events, name, None)
+        if base is not None:
+            return base
+    return None
 
 
 _BasePolicy = _base_policy()
 
+#: True where asyncio has event loop policies (3.11-3.15), so ``EventLoopPolicy`` exists.
+POLICIES: bool = _BasePolicy is not None and hasattr(_events, "set_event_loop_policy")
 
-class EventLoopPolicy(_BasePolicy):  # type: ignore[valid-type,misc]
-    """An event loop policy whose loops are tideloop loops.
+if POLICIES:
 
-    >>> import asyncio, tideloop
-    >>> asyncio.set_event_loop_policy(tideloop.EventLoopPolicy())
-    """
+    class EventLoopPolicy(_BasePolicy):  # type: ignore[valid-type,misc]
+        """An event loop policy whose loops are tideloop loops.
 
-    def _loop_factory(self) -> EventLoop:
-        return new_event_loop()
+        >>> import asyncio, tideloop
+        >>> asyncio.set_event_loop_policy(tideloop.EventLoopPolicy())
+        """
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}>"
+        def _loop_factory(self) -> EventLoop:
+            return new_event_loop()
+
+        def __repr__(self) -> str:
+            return f"<{type(self).__name__}>"

@@ -6,6 +6,7 @@ directory with a clean PYTHONPATH, so nothing in the work tree can shadow the pa
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -143,6 +144,33 @@ def test_no_deprecation_warning_from_policy_install(tmp_path: Path) -> None:
     result = run_tideloop(script, cwd=tmp_path, python_flags=("-W", "error"))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+@pytest.mark.skipif(
+    not hasattr(asyncio.events, "set_event_loop_policy"),
+    reason="this asyncio has no event loop policies (3.16+): see test_py314_ecosystem.py",
+)
+def test_policy_is_installed_where_asyncio_has_policies(tmp_path: Path) -> None:
+    # Code that asks the policy for a loop gets tideloop too (3.14+: through the private
+    # getter, which does not warn; the public one is the program's own business).
+    script = write(
+        tmp_path / "ask_policy.py",
+        """\
+        import asyncio
+
+        get = getattr(asyncio.events, "_get_event_loop_policy", None)
+        policy = (get or asyncio.get_event_loop_policy)()
+        print("policy", type(policy).__module__, type(policy).__qualname__)
+        loop = policy.new_event_loop()
+        print("loop", type(loop).__module__, type(loop).__qualname__)
+        loop.close()
+        """,
+    )
+    result = run_tideloop(script, cwd=tmp_path, python_flags=("-W", "error"))
+    assert result.returncode == 0, result.stderr
+    seen = parse(result.stdout)
+    assert seen["policy"] == "tideloop.policy EventLoopPolicy"
+    assert_tideloop_loop(seen["loop"])
 
 
 def test_script_directory_is_first_on_sys_path(tmp_path: Path) -> None:
