@@ -30,6 +30,7 @@ asyncio_default_fixture_loop_scope = function
 filterwarnings =
     error
     ignore:.*event_loop_policy.*:DeprecationWarning
+    ignore:'asyncio.DefaultEventLoopPolicy' is deprecated:DeprecationWarning
 """
 
 FACTORY = {"tide": "tideloop.new_event_loop", "aio": "asyncio.new_event_loop"}
