@@ -1,6 +1,6 @@
 """High-level streams: StreamReader, StreamWriter, open_connection, start_server.
 
-The spec is CPython's ``asyncio/streams.py`` (3.11 to 3.13); names, messages, exception
+The spec is CPython's ``asyncio/streams.py`` (3.11 to 3.14); names, messages, exception
 classes (``asyncio.IncompleteReadError``, ``asyncio.LimitOverrunError``) and the order in
 which things happen are asyncio's, so a diff against CPython stays readable. The functions
 build on ``asyncio.get_running_loop().create_connection()`` / ``create_server()``, so they
@@ -21,7 +21,12 @@ Version notes: ``readuntil`` accepts a tuple of separators (3.13 semantics: the 
 match wins) on every version. On 3.11/3.12 the server-side protocol keeps its writer alive
 (``_stream_writer``), as those versions do; 3.13 does not, and closes the transport when the
 client_connected_cb task is cancelled. The unclosed-writer ``ResourceWarning`` is given by
-``StreamWriter.__del__`` as all three versions give it.
+``StreamWriter.__del__`` as all three versions give it. As 3.14 does (and not before):
+``StreamWriter.start_tls`` also points the reader at the TLS transport (its flow control
+pauses that one), and a plain-function ``client_connected_cb`` that raises is reported to
+the loop's exception handler ("Unhandled exception in client_connected_cb") and its
+connection closed; before 3.14 the exception leaves ``connection_made``. 3.12+ pass
+``ssl_shutdown_timeout`` (None by default) to ``loop.start_tls``; 3.11 only when given.
 
 Flow control of the reader (asyncio's): reading is paused while the buffer holds more than
 ``2 * limit`` bytes, and resumed once it is at or below ``limit`` (``_maybe_resume_transport``)
@@ -64,6 +69,11 @@ _iscoroutine = _coroutines.iscoroutine
 # 3.11/3.12.1 keep the server-side writer referenced from the protocol; 3.13 does not.
 _KEEP_WRITER = sys.version_info < (3, 13)
 _CLOSE_ON_CANCEL = sys.version_info >= (3, 13)
+# asyncio 3.12+'s StreamWriter.start_tls passes ssl_shutdown_timeout to loop.start_tls.
+_PASS_SHUTDOWN_TIMEOUT = sys.version_info >= (3, 12)
+# 3.14: start_tls also moves the reader to the new transport, and an exception raised by a
+# plain-function client_connected_cb is reported and closes the connection.
+_PY314 = sys.version_info >= (3, 14)
 
 
 async def open_connection(
@@ -246,6 +256,11 @@ class StreamReaderProtocol(FlowControlMixin):
     def _replace_transport(self, transport: Any) -> None:
         self._transport = transport
         self._over_ssl = transport.get_extra_info("sslcontext") is not None
+        if _PY314:
+            # 3.14: the reader's flow control then pauses the new (TLS) transport.
+            reader = self._stream_reader
+            if reader is not None:
+                reader._replace_transport(transport)
 
     def _replace_writer(self, writer: Any) -> None:  # 3.11/3.12 spelling
         self._stream_writer = writer
@@ -274,7 +289,23 @@ class StreamReaderProtocol(FlowControlMixin):
             writer = StreamWriter(transport, self, reader, self._loop)
             if _KEEP_WRITER:
                 self._stream_writer = writer
-            res = self._client_connected_cb(reader, writer)
+            if _PY314:
+                # 3.14: a plain-function callback's error is reported like a coroutine's.
+                try:
+                    res = self._client_connected_cb(reader, writer)
+                except Exception as exc:
+                    self._loop.call_exception_handler(
+                        {
+                            "message": "Unhandled exception in client_connected_cb",
+                            "exception": exc,
+                            "transport": transport,
+                        }
+                    )
+                    transport.close()
+                    self._strong_reader = None
+                    return
+            else:
+                res = self._client_connected_cb(reader, writer)
             if _iscoroutine(res):
                 loop = self._loop
 
@@ -443,8 +474,9 @@ class StreamWriter:
         protocol = self._protocol
         await self.drain()
         kwds: dict[str, Any] = {}
-        if ssl_shutdown_timeout is not None:
-            # 3.11's loop.start_tls has no ssl_shutdown_timeout parameter.
+        if _PASS_SHUTDOWN_TIMEOUT or ssl_shutdown_timeout is not None:
+            # 3.12+ pass it always, as asyncio; 3.11's StreamWriter.start_tls has no such
+            # parameter, so there it is passed only when given (a loop may not take it).
             kwds["ssl_shutdown_timeout"] = ssl_shutdown_timeout
         new_transport = await self._loop.start_tls(
             self._transport,
@@ -549,6 +581,11 @@ class StreamReader:
 
     def set_transport(self, transport: Any) -> None:
         assert self._transport is None, "Transport already set"
+        self._transport = transport
+
+    def _replace_transport(self, transport: Any) -> None:
+        """The connection moved to transport (start_tls; called on 3.14+, as asyncio)."""
+        assert self._transport is not None, "Transport not set"
         self._transport = transport
 
     def _maybe_resume_transport(self) -> None:

@@ -193,6 +193,94 @@ def test_sendfile_offset_past_eof(loop_impl: LoopFactory, data_path: Path, kind:
     run(loop_impl, main)
 
 
+PY314 = sys.version_info >= (3, 14)
+START = 123  # the file position before the call
+
+
+def expected_position(kind: str, offset: int) -> tuple[int, int]:
+    """(bytes sent, file position after) for a file at START sent from offset, as asyncio.
+
+    3.14+: the fallback seeks to offset first, and the position ends at offset + sent, even
+    when nothing was sent. Before: the fallback seeks only to a non-zero offset, and nothing
+    moves the position when nothing was sent.
+    """
+    if PY314:
+        sent = max(len(DATA) - offset, 0)
+        return sent, offset + sent
+    begin = START if kind == "fallback" and not offset else offset
+    sent = max(len(DATA) - begin, 0)
+    if sent:
+        return sent, offset + sent
+    return sent, (begin if kind == "fallback" else START)
+
+
+OFFSETS = pytest.mark.parametrize(
+    "offset", [0, len(DATA) // 2, len(DATA), len(DATA) + 10], ids=["0", "half", "eof", "past"]
+)
+
+
+@KINDS
+@OFFSETS
+def test_sendfile_file_position(
+    loop_impl: LoopFactory, data_path: Path, kind: str, offset: int
+) -> None:
+    """loop.sendfile from a file not at its start: bytes sent and the position after."""
+    sent_expected, pos_expected = expected_position(kind, offset)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        conn = await Conn.open()
+        reading = asyncio.ensure_future(conn.read())
+        try:
+            with open_source(kind, data_path) as f:
+                f.seek(START)
+                sent = await loop.sendfile(conn.tr, f, offset)
+                assert (sent, f.tell()) == (sent_expected, pos_expected)
+        finally:
+            got = await conn.finish(reading)
+        assert len(got) == sent
+        if not (kind == "fallback" and loop_impl.impl == "aio" and sys.version_info >= (3, 12)):
+            assert got == DATA[len(DATA) - sent :]  # see skip_aio_fallback_data
+
+    run(loop_impl, main)
+
+
+@KINDS
+@OFFSETS
+def test_sock_sendfile_file_position(
+    loop_impl: LoopFactory, data_path: Path, kind: str, offset: int
+) -> None:
+    """loop.sock_sendfile from a file not at its start: bytes sent and the position after."""
+    sent_expected, pos_expected = expected_position(kind, offset)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+
+        async def read() -> bytes:
+            got = bytearray()
+            while chunk := await loop.sock_recv(b, 1 << 16):
+                got += chunk
+            return bytes(got)
+
+        reading = asyncio.ensure_future(read())
+        try:
+            with open_source(kind, data_path) as f:
+                f.seek(START)
+                sent = await loop.sock_sendfile(a, f, offset)
+                assert (sent, f.tell()) == (sent_expected, pos_expected)
+            a.shutdown(socket.SHUT_WR)
+            assert await reading == DATA[len(DATA) - sent :]
+        finally:
+            reading.cancel()
+            a.close()
+            b.close()
+
+    run(loop_impl, main)
+
+
 @KINDS
 def test_pre_and_post_data_keep_order(loop_impl: LoopFactory, data_path: Path, kind: str) -> None:
     prefix, suffix = b"P" * 300_000, b"S" * 300_000  # both exceed the buffers: queued

@@ -31,6 +31,7 @@ import pytest
 TIMEOUT = 10.0
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
+PY314 = sys.version_info >= (3, 14)
 LINUX = sys.platform.startswith("linux")
 
 
@@ -322,6 +323,45 @@ def test_serve_forever_cancelled_closes(loop_impl: Any) -> None:
             await server.serve_forever()
         with pytest.raises(ConnectionRefusedError):
             await roundtrip(addr)
+
+    run(loop_impl, main)
+
+
+def test_serve_forever_cancelled_with_idle_client(loop_impl: Any) -> None:
+    """Cancelling serve_forever with a client connected (asyncio 3.14 closes the clients).
+
+    3.14+: the task ends at once and the client gets EOF. Before 3.14 the client's
+    connection is left open (3.12-3.13's wait_closed then waits for it to go away).
+    """
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        made, factory = recording_factory()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        task = asyncio.create_task(server.serve_forever())
+        client = await connect(server.sockets[0].getsockname())
+        try:
+            await until(lambda: bool(made))
+            task.cancel()
+            if PY314:
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert await made[0].lost is None
+                assert await loop.sock_recv(client, 10) == b""
+            else:
+                for _ in range(10):
+                    await asyncio.sleep(0)
+                assert not made[0].lost.done()
+                await loop.sock_sendall(client, b"ping")
+                assert await recv_exactly(client, 4) == b"ping"
+                client.close()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await made[0].lost
+            assert not server.is_serving()
+            await server.wait_closed()
+        finally:
+            client.close()
 
     run(loop_impl, main)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -268,6 +269,35 @@ def test_callback_exception_goes_to_handler(loop_impl: LoopFactory, api: Any) ->
     assert "transport" in contexts[0]
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 14),
+    reason="before 3.14 a plain callback's exception leaves connection_made (asyncio)",
+)
+def test_sync_callback_exception_goes_to_handler(loop_impl: LoopFactory, api: Any) -> None:
+    """A plain-function client_connected_cb that raises: reported, connection closed (3.14)."""
+
+    async def main() -> list[dict]:
+        loop = asyncio.get_running_loop()
+        contexts: list[dict] = []
+        loop.set_exception_handler(lambda _loop, ctx: contexts.append(ctx))
+
+        def cb(reader: Any, writer: Any) -> None:
+            raise ZeroDivisionError("in callback")
+
+        server = await api.start_server(cb, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await api.open_connection("127.0.0.1", _port(server))
+            assert await reader.read() == b""  # the server closed the connection
+            await _close(writer)
+        return contexts
+
+    contexts = run(loop_impl, main)
+    assert len(contexts) == 1
+    assert contexts[0]["message"] == "Unhandled exception in client_connected_cb"
+    assert isinstance(contexts[0]["exception"], ZeroDivisionError)
+    assert "transport" in contexts[0]
+
+
 def test_callback_task_survives_gc(loop_impl: LoopFactory, api: Any) -> None:
     async def main() -> bytes:
         go = asyncio.Event()
@@ -432,9 +462,16 @@ def test_start_tls_goes_through_the_loop(loop_impl: LoopFactory, api: Any) -> No
         return calls
 
     calls = run(loop_impl, main)
-    assert calls["ctx"] == "CTX" and calls["same"]
-    assert calls["server_side"] is False
-    assert calls["server_hostname"] == "example.org"
+    expected = {
+        "ctx": "CTX",
+        "same": True,
+        "server_side": False,
+        "server_hostname": "example.org",
+        "ssl_handshake_timeout": None,
+    }
+    if sys.version_info >= (3, 12):
+        expected["ssl_shutdown_timeout"] = None  # 3.11's StreamWriter.start_tls has none
+    assert calls == expected
 
 
 # ----------------------------------------------------------------------------- tideloop only

@@ -1,6 +1,7 @@
 """TLS (``ssl=``, ``loop.start_tls``): black-box on tideloop and asyncio, plus leak checks.
 
-The certificate authority is made at test time by ``trustme`` (no key is committed). Each
+The certificate authority is made at test time (``test_ca`` in tests/conftest.py: trustme, or
+the openssl command where trustme cannot install; no key is committed). Each
 black-box test runs on both loops (``loop_impl`` ids ``tide`` / ``aio``), so a test that
 asyncio fails does not belong here.
 """
@@ -13,33 +14,34 @@ import gc
 import os
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import trustme
 
 import tideloop
 
 HOST = "127.0.0.1"
+PY314 = sys.version_info >= (3, 14)
 
 
 @pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+def ca(test_ca: Any) -> Any:
+    return test_ca
 
 
 @pytest.fixture(scope="module")
-def server_ctx(ca: trustme.CA) -> ssl.SSLContext:
+def server_ctx(ca: Any) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", HOST).configure_cert(ctx)
     return ctx
 
 
 @pytest.fixture(scope="module")
-def client_ctx(ca: trustme.CA) -> ssl.SSLContext:
+def client_ctx(ca: Any) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
     return ctx
@@ -436,6 +438,74 @@ def test_shutdown_timeout(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> N
             done.set()
 
 
+@pytest.mark.parametrize("close_first", [True, False], ids=["close-then-eof", "eof"])
+def test_shutdown_timeout_after_eof_from_peer_not_reading(
+    loop_impl: Any, server_ctx: Any, client_ctx: Any, close_first: bool
+) -> None:
+    """The peer sends EOF and never reads what is queued for it.
+
+    asyncio 3.14 force-closes after ssl_shutdown_timeout (connection_lost(TimeoutError)),
+    and its transport is_closing() as soon as the raw transport is; before 3.14 the close
+    waits for the raw transport to drain, for ever.
+    """
+    filled = threading.Event()
+    done = threading.Event()
+    timeout = 0.5
+
+    def handler(sock: socket.socket) -> None:
+        tls = server_ctx.wrap_socket(sock, server_side=True)
+        filled.wait(10)
+        tls.shutdown(socket.SHUT_WR)  # EOF without close_notify; never reads
+        done.wait(10)
+        tls.close()
+
+    async def main(port: int) -> None:
+        loop = asyncio.get_running_loop()
+        tr, proto = await loop.create_connection(
+            Recorder,
+            HOST,
+            port,
+            ssl=client_ctx,
+            server_hostname="localhost",
+            ssl_shutdown_timeout=timeout,
+        )
+        try:
+            chunk = bytes(1 << 20)
+            for _ in range(32):
+                if "pause" in proto.events:
+                    break
+                tr.write(chunk)
+                await asyncio.sleep(0)
+            assert "pause" in proto.events
+            if close_first:
+                tr.close()
+            t0 = time.monotonic()
+            filled.set()
+            if PY314:
+                while not tr.is_closing():  # the raw transport closes when the EOF is read
+                    assert not proto.lost.done()
+                    await asyncio.sleep(0.005)
+                exc = await asyncio.wait_for(proto.lost, 10)
+                assert isinstance(exc, TimeoutError), exc
+                assert timeout * 0.5 < time.monotonic() - t0 < 5
+            else:
+                await asyncio.sleep(timeout * 2)
+                assert not proto.lost.done()
+                assert tr.is_closing() is close_first
+        finally:
+            filled.set()
+            done.set()
+            tr.abort()
+        await asyncio.wait_for(proto.lost, 10)
+
+    with raw_server(handler) as port:
+        try:
+            run(loop_impl, main(port))
+        finally:
+            filled.set()
+            done.set()
+
+
 def test_peer_vanishes_mid_handshake_client(loop_impl: Any, client_ctx: Any) -> None:
     """The server closes the TCP connection instead of answering the ClientHello."""
 
@@ -502,8 +572,58 @@ def test_untrusted_certificate(loop_impl: Any, server_ctx: Any) -> None:
     run(loop_impl, main())
 
 
+def _transports_alive() -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, asyncio.BaseTransport))
+
+
+@pytest.mark.parametrize("how", ["create_connection", "start_tls"])
+def test_failed_certificate_leaves_no_cycle(loop_impl: Any, server_ctx: Any, how: str) -> None:
+    """A handshake that fails the certificate check frees its transports by reference
+    counting alone (asyncio 3.14's *_failed_certificate_no_cycles tests, gh-159049)."""
+    if loop_impl.impl == "aio" and not PY314:
+        pytest.skip("asyncio before 3.14 keeps a cycle through the handshake waiter")
+    untrusting = ssl.create_default_context()  # does not trust the test CA
+
+    def handler(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            server_ctx.wrap_socket(sock, server_side=True)
+
+    async def main(port: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: None)  # logging keeps tracebacks
+        failed = False
+        try:
+            if how == "create_connection":
+                await loop.create_connection(
+                    asyncio.Protocol, HOST, port, ssl=untrusting, server_hostname="localhost"
+                )
+            else:
+                tr, proto = await loop.create_connection(asyncio.Protocol, HOST, port)
+                await loop.start_tls(tr, proto, untrusting, server_hostname="localhost")
+        except ssl.SSLCertVerificationError:
+            failed = True
+        assert failed
+        await asyncio.sleep(0.05)  # connection_lost runs on a later pass
+
+    loop = loop_impl()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+        gc.collect()
+        gc.disable()
+        try:
+            before = _transports_alive()
+            with raw_server(handler) as port:
+                loop.run_until_complete(main(port))
+            after = _transports_alive()
+        finally:
+            gc.enable()
+    finally:
+        loop.close()
+    assert after == before
+
+
 def test_server_hostname_rules(
-    loop_impl: Any, ca: trustme.CA, server_ctx: Any, client_ctx: Any
+    loop_impl: Any, ca: Any, server_ctx: Any, client_ctx: Any
 ) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -632,6 +752,94 @@ def test_streams_start_tls(server_ctx: Any, client_ctx: Any) -> None:
         await server.wait_closed()
 
     tideloop.run(main())
+
+
+@pytest.mark.parametrize("api", ["tidestreams", "aiostreams"])
+def test_streams_start_tls_with_buffered_client_hello(
+    loop_impl: Any, server_ctx: Any, client_ctx: Any, api: str
+) -> None:
+    """Server-side StreamWriter.start_tls when the reader already holds the ClientHello.
+
+    asyncio 3.14 (gh-142352) hands the bytes buffered in the StreamReader to the TLS layer;
+    before, they stay there and the handshake waits for them until it times out.
+    """
+    if not PY314:
+        pytest.skip("asyncio before 3.14 leaves the buffered ClientHello in the reader")
+    if api == "tidestreams" and loop_impl.impl == "aio":
+        pytest.skip("asyncio's start_tls moves the buffer of its own StreamReaderProtocol only")
+    mod: Any = tideloop if api == "tidestreams" else asyncio
+
+    async def main() -> None:
+        async def handle(reader: Any, writer: Any) -> None:
+            assert await reader.readline() == b"STARTTLS\n"
+            await asyncio.sleep(0.2)  # the client's ClientHello arrives in the reader
+            await writer.start_tls(server_ctx, ssl_handshake_timeout=5)
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await mod.start_server(handle, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await mod.open_connection(HOST, port)
+        writer.write(b"STARTTLS\n")
+        await writer.start_tls(client_ctx, server_hostname="localhost", ssl_handshake_timeout=5)
+        writer.write(b"over tls\n")
+        assert await reader.readline() == b"OVER TLS\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(loop_impl, asyncio.wait_for(main(), 10))
+
+
+@pytest.mark.parametrize("api", ["tidestreams", "aiostreams"])
+def test_streams_start_tls_reader_flow_control(
+    loop_impl: Any, server_ctx: Any, client_ctx: Any, api: str
+) -> None:
+    """After StreamWriter.start_tls, a full reader pauses the TLS transport (3.14).
+
+    asyncio 3.14 points the reader at the new transport; before, the reader keeps pausing
+    the plain transport under the TLS layer, and the TLS transport keeps reading.
+    """
+    mod: Any = tideloop if api == "tidestreams" else asyncio
+    payload = bytes(range(256)) * 256  # 64 KiB: more than twice the reader's limit
+
+    async def main() -> None:
+        async def handle(reader: Any, writer: Any) -> None:
+            assert await reader.readexactly(8) == b"STARTTLS"
+            writer.write(b"OK")
+            await writer.drain()
+            await writer.start_tls(server_ctx)
+            writer.write(payload)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await mod.start_server(handle, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await mod.open_connection(HOST, port, limit=1024)
+        writer.write(b"STARTTLS")
+        assert await reader.readexactly(2) == b"OK"
+        await writer.start_tls(client_ctx, server_hostname="localhost")
+        tls = writer.transport
+        assert tls.get_extra_info("ssl_object") is not None
+        if PY314:
+            while tls.is_reading():
+                await asyncio.sleep(0.005)
+        else:
+            await asyncio.sleep(0.3)
+            assert tls.is_reading()
+        assert await reader.readexactly(len(payload)) == payload
+        assert tls.is_reading()
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(loop_impl, asyncio.wait_for(main(), 10))
 
 
 def test_streams_open_connection_ssl(server_ctx: Any, client_ctx: Any) -> None:

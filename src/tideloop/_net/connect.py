@@ -18,11 +18,13 @@ different ones raise ``OSError('Multiple exceptions: ...')``.
 
 Invariant (no leaks): every socket this module creates is either returned inside a transport
 or closed before the call returns or raises, cancellation included. A socket passed in by
-the caller (``sock=``) is closed only by the transport made over it, as in asyncio.
+the caller (``sock=``) is closed by the transport made over it and, from 3.14 on (asyncio's
+gh-153133), also when no transport could be made (protocol_factory raising, a bad TLS
+argument); before 3.14 asyncio leaves it open then, and so does tideloop.
 
 Differences from asyncio, on purpose:
-- a socket created here is also closed when making the transport fails (protocol_factory
-  raising, a bad TLS argument); asyncio leaks it until the garbage collector warns;
+- before 3.14, a socket created here is also closed when making the transport fails;
+  asyncio 3.11-3.13 leaks it until the garbage collector warns;
 - Happy Eyeballs attempts that raise something other than OSError: asyncio 3.13 then fails
   with IndexError (it indexes an empty error list); here the first such exception is raised.
 
@@ -49,6 +51,8 @@ from .sendfile import _check_ssl_socket
 from .staggered import staggered_race
 
 _PY313 = sys.version_info >= (3, 13)
+# asyncio 3.14 (gh-153133) closes the socket, even a caller's, when no transport is made.
+_CLOSE_SOCK_ON_TRANSPORT_ERROR = sys.version_info >= (3, 14)
 
 
 def _logger() -> Any:
@@ -230,9 +234,14 @@ class ConnectMixin:
                     except OSError:
                         continue
             else:
+                # Each attempt reaches ``exceptions`` through this function's cell, which the
+                # finally below clears: the attempts' frames stay alive in the raised error's
+                # traceback, and must not keep the error lists (and so a cycle) alive.
                 sock, _, errors = await staggered_race(
                     [
-                        self._attempt_factory(exceptions, addrinfo, laddr_infos)
+                        lambda addrinfo=addrinfo: self._connect_sock(
+                            exceptions, addrinfo, laddr_infos
+                        )
                         for addrinfo in infos
                     ],
                     delay,
@@ -263,12 +272,6 @@ class ConnectMixin:
             raise OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in flat)))
         finally:
             exceptions = flat = others = None  # type: ignore[assignment]  # break cycles
-
-    def _attempt_factory(self, exceptions: list, addrinfo: tuple, laddr_infos: Any) -> Any:
-        def attempt() -> Any:
-            return self._connect_sock(exceptions, addrinfo, laddr_infos)
-
-        return attempt
 
     async def _connect_sock(
         self, exceptions: list, addr_info: tuple, local_addr_infos: Any = None
@@ -326,27 +329,34 @@ class ConnectMixin:
     ) -> tuple[Any, Any]:
         """Make a stream transport over the connected sock and wait for connection_made.
 
-        On failure after the transport exists (the waiter raised, e.g. cancellation) the
-        transport is closed, which closes sock, as asyncio does.
+        If no transport can be made, sock is closed on 3.14+ (asyncio's gh-153133; before,
+        the callers close only a socket of their own). On failure after the transport exists
+        (the waiter raised, e.g. cancellation) the transport is closed, which closes sock,
+        as asyncio does.
         """
-        sock.setblocking(False)
-        protocol = protocol_factory()
-        waiter = self.create_future()  # type: ignore[attr-defined]
-        if ssl:
-            sslcontext = None if isinstance(ssl, bool) else ssl
-            transport = make_tls_transport(
-                self,
-                sock,
-                protocol,
-                sslcontext,
-                waiter,
-                server_side=server_side,
-                server_hostname=server_hostname,
-                ssl_handshake_timeout=ssl_handshake_timeout,
-                ssl_shutdown_timeout=ssl_shutdown_timeout,
-            )
-        else:
-            transport = make_stream_transport(self, sock, protocol, waiter)
+        try:
+            sock.setblocking(False)
+            protocol = protocol_factory()
+            waiter = self.create_future()  # type: ignore[attr-defined]
+            if ssl:
+                sslcontext = None if isinstance(ssl, bool) else ssl
+                transport = make_tls_transport(
+                    self,
+                    sock,
+                    protocol,
+                    sslcontext,
+                    waiter,
+                    server_side=server_side,
+                    server_hostname=server_hostname,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout,
+                )
+            else:
+                transport = make_stream_transport(self, sock, protocol, waiter)
+        except BaseException:
+            if _CLOSE_SOCK_ON_TRANSPORT_ERROR:
+                sock.close()
+            raise
         try:
             await waiter
         except BaseException:

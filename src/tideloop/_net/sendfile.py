@@ -11,7 +11,10 @@ identical in 3.11-3.13 except 3.13's 1 GiB cap on 32-bit builds, applied here ev
 - an OSError after some bytes went out is raised as is (ENOTCONN normalised to
   ConnectionError, as asyncio does);
 - the return value is the number of bytes sent, and the file position is left just past the
-  last byte sent (only if something was sent, as asyncio), on success, error and cancellation.
+  last byte sent, on success, error and cancellation. Before 3.14 asyncio moves it only if
+  something was sent, and its fallbacks seek to offset only if offset is non-zero; from 3.14
+  on the native path always moves it (to offset itself when sending starts at or past EOF)
+  and the fallbacks always seek to offset first. tideloop follows the running version.
 
 Discussion: how the native path waits.
     asyncio removes and re-adds the writer around every sendfile() call. Here the writer is
@@ -64,6 +67,9 @@ _SendfileMode = _constants._SendfileMode
 _shield = _tasks.shield
 # 3.13 caps each os.sendfile() count so 32-bit builds don't overflow; harmless on 64-bit.
 _MAX_BLOCKSIZE = sys.maxsize // 2 + 1
+# asyncio 3.14+ sets the file position even when nothing was sent (a send at or past EOF),
+# and its fallbacks seek to offset even when it is 0; older versions do neither.
+_ALWAYS_SEEK = sys.version_info >= (3, 14)
 
 
 def _check_ssl_socket(sock: Any) -> None:
@@ -73,9 +79,21 @@ def _check_ssl_socket(sock: Any) -> None:
 
 
 def _update_filepos(fileno: int, offset: int, total_sent: int) -> None:
-    """Move the file position to offset if anything was sent (unix_events' helper)."""
-    if total_sent > 0:
+    """Move the file position to offset (unix_events' helper).
+
+    Before 3.14 only if anything was sent, as asyncio there.
+    """
+    if total_sent > 0 or _ALWAYS_SEEK:
         os.lseek(fileno, offset, os.SEEK_SET)
+
+
+def _seek_to_start(file: Any, offset: int) -> None:
+    """Where asyncio's read+send fallbacks start: seek to offset (before 3.14: if non-zero)."""
+    if _ALWAYS_SEEK:
+        if hasattr(file, "seek"):
+            file.seek(offset)
+    elif offset:
+        file.seek(offset)
 
 
 def _sendfile_mode(transport: Any) -> Any:
@@ -267,8 +285,7 @@ class SendfileMixin:
 
     async def _sendfile_fallback(self, transp: Any, file: Any, offset: Any, count: Any) -> int:
         """Read the file in the executor and write it through the transport, flow-controlled."""
-        if offset:
-            file.seek(offset)
+        _seek_to_start(file, offset)
         blocksize = (
             min(count, _TRANSPORT_FALLBACK_BLOCKSIZE) if count else _TRANSPORT_FALLBACK_BLOCKSIZE
         )
@@ -449,8 +466,7 @@ class SendfileMixin:
 
     async def _sock_sendfile_fallback(self, sock: Any, file: Any, offset: int, count: Any) -> int:
         """Read into a buffer in the executor and sock_sendall it (base_events' fallback)."""
-        if offset:
-            file.seek(offset)
+        _seek_to_start(file, offset)
         blocksize = min(count, _FALLBACK_READBUFFER_SIZE) if count else _FALLBACK_READBUFFER_SIZE
         buf = bytearray(blocksize)
         total_sent = 0

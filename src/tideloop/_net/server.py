@@ -69,6 +69,7 @@ from .sendfile import _check_ssl_socket
 
 _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
+_PY314 = sys.version_info >= (3, 14)
 _HAS_IPv6 = hasattr(socket, "AF_INET6")
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
 # asyncio's cleanup_socket default: 3.13 removes a Unix server's socket file on close.
@@ -251,6 +252,10 @@ class Server(_events.AbstractServer):
         except _exceptions.CancelledError:
             try:
                 self.close()
+                if _PY314:
+                    # asyncio 3.14: a cancelled serve_forever also closes the connections,
+                    # so that wait_closed() cannot hang on an idle client.
+                    self.close_clients()
                 await self.wait_closed()
             finally:
                 raise

@@ -5,14 +5,39 @@
 handshake runs, and the call returns the new TLS transport, which the caller's protocol must
 use from then on. The user protocol's connection_made is *not* called again. If the handshake
 fails or the call is cancelled, the underlying transport is closed.
+
+From 3.14 on (asyncio's gh-142352), a server-side upgrade of a stream protocol (asyncio's or
+tideloop's ``StreamReaderProtocol``) first moves the bytes already buffered in its
+``StreamReader`` (typically the peer's ClientHello, read before start_tls) into the TLS
+layer; before 3.14 they stay in the reader and the handshake waits for them in vain.
 """
 
 from __future__ import annotations
 
 import ssl
+import sys
 from typing import Any
 
 from .._transports.tls import SSLProtocol, make_tls_transport
+
+_PY314 = sys.version_info >= (3, 14)
+
+
+def _move_stream_buffer(protocol: Any, incoming: Any) -> None:
+    """Move what a stream protocol's StreamReader holds into the TLS layer's incoming BIO."""
+    from asyncio import streams as _aio_streams
+
+    from .. import streams as _tide_streams
+
+    if isinstance(
+        protocol, (_aio_streams.StreamReaderProtocol, _tide_streams.StreamReaderProtocol)
+    ):
+        reader = getattr(protocol, "_stream_reader", None)
+        if reader is not None:
+            buffer = reader._buffer
+            if buffer:
+                incoming.write(buffer)
+                buffer.clear()
 
 
 class TLSMixin:
@@ -84,6 +109,10 @@ class TLSMixin:
         # Pause early so that "ssl_protocol.data_received()" doesn't have a chance to get
         # called before "ssl_protocol.connection_made()".
         transport.pause_reading()
+
+        if _PY314 and server_side:
+            # gh-142352: what the stream reader already holds is the start of the TLS stream.
+            _move_stream_buffer(protocol, ssl_protocol._core._incoming)
 
         transport.set_protocol(ssl_protocol)
         conmade_cb = self.call_soon(  # type: ignore[attr-defined]

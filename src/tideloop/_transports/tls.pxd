@@ -12,6 +12,7 @@ cdef extern from *:
     object tideloop_bytearray_head(bytearray buf, Py_ssize_t n)
 
 cdef bint _NATIVE
+cdef bint _PY314
 
 cdef object _SSLAgainErrors
 cdef object _SSLError

@@ -55,15 +55,20 @@ fresh 256 KiB ``bytes`` per TLS record; reading stops when neither the BIO nor t
 holds anything, instead of always making the extra read that raises SSLWantReadError; the
 bound methods of the SSL object, the BIOs and the raw transport are looked up once.
 
-Version differences kept (3.11 vs 3.12+): none observable. 3.11's ``abort()`` calls the raw
-transport's ``abort()`` where 3.12 calls ``_force_close(None)``; both end in
-``connection_lost(None)`` on the next pass.
+Version differences kept: 3.11's ``abort()`` calls the raw transport's ``abort()`` where 3.12
+calls ``_force_close(None)``; both end in ``connection_lost(None)`` on the next pass. From 3.14
+on (as asyncio there) the ``ssl_shutdown_timeout`` timer stays on after the TLS shutdown
+completed, until connection_lost, and starts then if the peer began the shutdown (EOF or
+close_notify): the raw transport's close() waits for its buffer to drain, forever if the peer
+does not read; and ``is_closing()`` is also true once the raw transport is closing. Before
+3.14 the timer stops when the TLS shutdown completes, as asyncio's does.
 """
 
 from __future__ import annotations
 
 import collections
 import ssl
+import sys
 import warnings
 from asyncio import constants as _constants
 from asyncio import exceptions as _exceptions
@@ -81,6 +86,9 @@ _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITE
 _MAX_SIZE = 256 * 1024  # buffer size passed to read(), as asyncio's SSLProtocol.max_size
 # True in the compiled build, which copies decrypted bytes out through a C shim of tls.pxd.
 _NATIVE = not __file__.endswith(".py")
+# asyncio 3.14 keeps ssl_shutdown_timeout running while the raw transport flushes on
+# close(), also after the peer's EOF, and its app transport is closing once the raw one is.
+_PY314 = sys.version_info >= (3, 14)
 
 # TLS states (ints, so that the compiled build compares C ints).
 TLS_UNWRAPPED = 0
@@ -535,13 +543,21 @@ class TLSCore:
             self._on_shutdown_complete(None)
 
     def _on_shutdown_complete(self, shutdown_exc: Any) -> None:
-        if self._shutdown_timeout_handle is not None:
-            self._shutdown_timeout_handle.cancel()
-            self._shutdown_timeout_handle = None
+        if shutdown_exc or not _PY314:
+            if self._shutdown_timeout_handle is not None:
+                self._shutdown_timeout_handle.cancel()
+                self._shutdown_timeout_handle = None
 
         if shutdown_exc:
             self._fatal_error(shutdown_exc)
         else:
+            if _PY314 and self._shutdown_timeout_handle is None:
+                # 3.14: the raw transport's close() flushes its buffer first, which a peer
+                # that does not read can delay forever. Keep the timer (or start it, if the
+                # peer began the shutdown) until connection_lost.
+                self._shutdown_timeout_handle = self._loop.call_later(
+                    self._ssl_shutdown_timeout, self._check_shutdown_timeout
+                )
             self._loop.call_soon(self._transport.close)
 
     def _abort(self, exc: Any) -> None:
@@ -961,7 +977,13 @@ class SSLTransport(_transports.Transport):
         return self._core._app_protocol
 
     def is_closing(self) -> bool:
-        return self._closed
+        if self._closed:
+            return True
+        if _PY314:
+            # 3.14: also once the raw transport is closing (e.g. the peer shut down).
+            transport = self._core._transport
+            return transport is not None and transport.is_closing()
+        return False
 
     def close(self) -> None:
         """Flush buffered data, exchange close_notify, then connection_lost(None)."""
