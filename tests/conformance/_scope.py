@@ -90,6 +90,11 @@ MODULES: dict[str, tuple[str, str | None, str]] = {
     "test_buffered_proto": (RUN, None, "BufferedProtocol over tideloop's TCP transport"),
     "test_server": (RUN, None, "Server objects, start_serving, unix server cleanup"),
     "test_sendfile": (RUN, None, "loop.sendfile / sock_sendfile"),
+    "test_server_context": (
+        RUN,
+        "3.15+",
+        "servers' protocol callbacks in the context of the server's creation (plain and TLS)",
+    ),
     "test_streams": (
         RUN,
         None,

@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -185,6 +186,11 @@ def main(spec_path: str) -> int:
     _events = open(spec["events"], "a", encoding="utf-8")  # noqa: SIM115
     watchdog = open(spec["watchdog"], "w+", encoding="utf-8")  # noqa: SIM115
     faulthandler.enable(file=watchdog, all_threads=True)
+    # A run started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python keeps it so; asyncio.Runner then installs no SIGINT handler and
+    # test_runners' interrupt tests hang.  Tests expect an interpreter's usual SIGINT.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     timeout = float(spec["timeout"])
     faulthandler.dump_traceback_later(timeout, exit=True, file=watchdog)
 

@@ -48,6 +48,12 @@ import _expected  # noqa: E402
 import _scope  # noqa: E402
 
 VERSION = sys.version_info[:2]
+# The interpreter's key in control_counts.json: "3.14", "pypy3.11".
+PYKEY = ("pypy" if sys.implementation.name == "pypy" else "") + "%d.%d" % VERSION
+CONTROL_COUNTS = HERE / "control_counts.json"
+# A full run on the loop under test must run (pass, fail or xfail: not skip) at least this
+# share of the tests that asyncio's own loop passes on the same interpreter.
+MIN_RUN_SHARE = 0.98
 SANITY = "_sanity"
 MAX_RESTARTS = 40
 # Rough relative cost, to start the longest modules first.
@@ -340,6 +346,12 @@ def parse_args(argv):
         help="test this checkout's src/ instead of the installed tideloop",
     )
     p.add_argument("--json", type=Path, help="also write all results to this JSON file")
+    p.add_argument(
+        "--record-control",
+        action="store_true",
+        help="with --loop asyncio and a full run: store the number of tests asyncio passed "
+        f"in {CONTROL_COUNTS.name}, the yardstick of later tideloop runs",
+    )
     p.add_argument("--keep", type=Path, help="keep worker logs in this directory")
     p.add_argument(
         "--selftest",
@@ -579,6 +591,41 @@ def main(argv=None):
     return 1 if failed else 0
 
 
+def check_run_count(args, total) -> bool:
+    """Compare the tests run on the loop under test with asyncio's passes on this Python.
+
+    The sanity module proves that the substitution works for every way tests get a loop;
+    this proves it at scale: if a new Python adds a way that the harness misses, those tests
+    run on asyncio's loop (or are skipped) and the count drops below asyncio's.  Returns
+    True if the run fails the check.
+    """
+    if args.k or args.module:
+        return False
+    ran = total["pass"] + total["fail"] + total["error"] + total["xfail"] + total["stale"]
+    counts = json.loads(CONTROL_COUNTS.read_text()) if CONTROL_COUNTS.exists() else {}
+    if args.loop == "asyncio":
+        if args.record_control:
+            counts[PYKEY] = {"passed": total["pass"], "python": sys.version.split()[0]}
+            CONTROL_COUNTS.write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
+            print(f"\nrecorded in {CONTROL_COUNTS.name}: asyncio passes {total['pass']} here")
+        return False
+    control = counts.get(PYKEY)
+    if control is None:
+        print(
+            f"\nNO CONTROL COUNT for {PYKEY} in {CONTROL_COUNTS.name}: run "
+            "`run.py --loop asyncio --record-control` on this interpreter"
+        )
+        return True
+    share = ran / control["passed"] if control["passed"] else 0.0
+    short = share < MIN_RUN_SHARE
+    print(
+        f"\ntests run on {args.loop}: {ran}; asyncio passes {control['passed']} on Python "
+        f"{control['python']} ({share:.1%}; at least {MIN_RUN_SHARE:.0%} needed)"
+        + ("  TOO FEW: tests escaped the loop under test" if short else "")
+    )
+    return short
+
+
 def print_report(args, report, results, not_run, unclassified, wall):
     failed = False
     loopcol = "tide" if args.loop == "tideloop" else "aio"
@@ -615,6 +662,7 @@ def print_report(args, report, results, not_run, unclassified, wall):
         f"{total['skip']:5} {total['wb']:4} {total['xfail']:5} {total['stale']:5} "
         f"{total['excl']:5} {total_loops:10} {total_stock:6} {wall:6.1f}"
     )
+    failed |= check_run_count(args, total)
     print(
         "columns: fail/error = unexpected; wb = skipped at run time as white-box (TestLoop "
         "fake clock); xfail = failed as listed; stale = listed but passed; excl = not run "
