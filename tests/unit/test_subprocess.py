@@ -27,6 +27,7 @@ from tideloop._transports import subprocess as tsub
 
 TIMEOUT = 20.0
 PY = sys.executable
+PY314 = sys.version_info >= (3, 14)
 LINUX = sys.platform == "linux"
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc")
 TRUE = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
@@ -478,6 +479,143 @@ def test_debug_mode(loop_impl: Any, caplog: pytest.LogCaptureFixture) -> None:
     assert any("exited with return code 0" in m for m in messages)
 
 
+# ------------------------------------- 3.14: wait() at the exit, exit published at the reap
+
+GRANDCHILD_HOLDS_PIPES = (
+    "import subprocess, sys; subprocess.run([sys.executable, '-c', "
+    "\"import sys; sys.stdout.write('ready'); sys.stdout.flush(); sys.stdin.read()\"])"
+)
+
+
+@pytest.mark.skipif(not PY314, reason="gh-119710: wait() returns at the exit on 3.14+")
+def test_wait_returns_at_exit_though_a_grandchild_holds_the_pipes(loop_impl: Any) -> None:
+    # The grandchild inherits stdin and stdout and keeps them open after the child is
+    # killed, so stdout never reaches EOF; wait() still returns (CPython's
+    # test_wait_even_if_pipe_is_open).
+    async def main() -> int:
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", GRANDCHILD_HOLDS_PIPES,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            waiting = asyncio.create_task(proc.wait())
+            await proc.stdout.readexactly(5)  # the grandchild holds the pipes
+            proc.kill()
+            return await asyncio.wait_for(waiting, TIMEOUT / 2)
+        finally:
+            proc.stdin.close()  # let the grandchild exit
+            await proc.stdout.read()
+
+    assert run(loop_impl, main) == -signal.SIGKILL
+
+
+@pytest.mark.skipif(not PY314, reason="gh-127049: reap and exit are one step on 3.14+")
+def test_send_signal_never_signals_a_reaped_pid(loop_impl: Any) -> None:
+    # Once the child is reaped its pid may be reused: from then on send_signal() must not
+    # call os.kill. CPython's test_send_signal_never_targets_reaped_pid, which watches the
+    # loop's os.waitpid and os.kill calls.
+    reaped: set[int] = set()
+    stale_kills: list[int] = []
+    real_waitpid, real_kill = os.waitpid, os.kill
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        res = real_waitpid(pid, options)
+        if res[0] != 0:
+            reaped.add(res[0])
+        return res
+
+    def kill(pid: int, sig: int) -> None:
+        if pid in reaped:
+            stale_kills.append(pid)
+            return
+        real_kill(pid, sig)
+
+    async def main() -> int:
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(30)")
+        proc.kill()
+        while proc.returncode is None:
+            proc.kill()
+            await asyncio.sleep(0)
+        return await proc.wait()
+
+    from unittest import mock
+
+    with mock.patch("os.waitpid", waitpid), mock.patch("os.kill", kill):
+        assert run(loop_impl, main) == -signal.SIGKILL
+    assert reaped and stale_kills == []
+
+
+@pytest.mark.skipif(not PY314, reason="3.14 closes the pipes a failed start had opened")
+@pytest.mark.parametrize("failing", ["read", "write", "both"])
+def test_start_cancelled_while_connecting_pipes(loop_impl: Any, failing: str) -> None:
+    # connect_*_pipe cancelled: the child is killed and reaped, its pipes closed, and the
+    # start raises CancelledError instead of waiting for a connection_lost that never comes.
+    from unittest import mock
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        if failing in ("read", "both"):
+            loop.connect_read_pipe = mock.AsyncMock(  # type: ignore[method-assign]
+                side_effect=asyncio.CancelledError
+            )
+        if failing in ("write", "both"):
+            loop.connect_write_pipe = mock.AsyncMock(  # type: ignore[method-assign]
+                side_effect=asyncio.CancelledError
+            )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.create_subprocess_exec(
+                PY, "-c", "import time; time.sleep(30)",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+
+    procfs = os.path.isdir("/proc/self/fd")
+    fds_before = open_fds() if procfs else set()
+    children_before = set(children_of_us()) if procfs else set()
+    t0 = time.monotonic()
+    run(loop_impl, main)
+    assert time.monotonic() - t0 < TIMEOUT / 2
+    gc.collect()
+    if procfs:
+        assert open_fds() <= fds_before
+        assert set(children_of_us()) <= children_before
+
+
+def test_close_after_the_loop_closed(loop_impl: Any) -> None:
+    # 3.14 (gh-114177) leaves the pipes alone once the loop is closed; before, closing a
+    # pipe transport raised "Event loop is closed".
+    loop = loop_impl()
+    try:
+
+        async def main() -> Any:
+            transport, _ = await loop.subprocess_exec(
+                asyncio.SubprocessProtocol, PY, "-c", "import time; time.sleep(30)"
+            )
+            return transport
+
+        transport = loop.run_until_complete(main())
+        transport.kill()
+    finally:
+        loop.close()
+    if PY314:
+        transport.close()
+    else:
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            transport.close()
+    assert transport.is_closing()
+    # With the loop closed nothing reaps the child or closes the pipes: do both here. The pipe
+    # transports still warn when collected, and would do so in whatever test runs then (on
+    # PyPy, or on CPython where a cycle holds them), so they are collected now, quietly.
+    transport.get_extra_info("subprocess").wait()
+    for fd in (0, 1, 2):
+        transport.get_pipe_transport(fd).get_extra_info("pipe").close()
+    del transport
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(5):  # PyPy may need more than one pass per level of __del__
+            gc.collect()
+
+
 # ------------------------------------------------------------- tideloop's child watching
 
 
@@ -564,6 +702,66 @@ def test_no_zombies_no_fd_leaks(watching: str) -> None:
     assert children_of_us() == []
     assert open_fds() == fds_before
     assert threading.active_count() == threads_before
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="needs os.waitid()")
+def test_waitpid_thread_leaves_the_reap_to_the_loop() -> None:
+    # Thread watching: the thread sees the exit without reaping; the child stays a zombie
+    # (its pid reserved, safe to signal) until the loop's thread reaps it and publishes the
+    # exit in the same step (CPython's test_pid_not_reaped_before_exit_published).
+    async def main() -> tuple[Any, int]:
+        loop = asyncio.get_running_loop()
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(30)")
+        (thread,) = [
+            t
+            for t in loop._child_watcher._threads  # type: ignore[attr-defined]
+            if t.name == f"tideloop-waitpid-{proc.pid}"
+        ]
+        proc.kill()
+        thread.join(TIMEOUT)  # blocks the loop: the exit cannot be published yet
+        assert not thread.is_alive()
+        returncode_before = proc.returncode
+        # still an unreaped zombie: waitid(WNOWAIT) would raise ChildProcessError otherwise
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+        proc.kill()  # harmless: the pid is still ours
+        return returncode_before, await proc.wait()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tsub, "USE_PIDFD", False)
+        assert run(tideloop.new_event_loop, main) == (None, -signal.SIGKILL)
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="needs os.waitid()")
+@needs_proc
+def test_loop_closed_before_a_queued_reap_ran() -> None:
+    # The thread saw the exit and queued the reap, then the loop closed (dropping the
+    # queued callback): close() reaps the child, so no zombie is left.
+    async def main() -> tuple[Any, threading.Thread]:
+        loop = asyncio.get_running_loop()
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(30)")
+        (thread,) = [
+            t
+            for t in loop._child_watcher._threads  # type: ignore[attr-defined]
+            if t.name == f"tideloop-waitpid-{proc.pid}"
+        ]
+        return proc, thread
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tsub, "USE_PIDFD", False)
+        loop = tideloop.new_event_loop()
+        try:
+            proc, thread = loop.run_until_complete(main())
+            proc.kill()
+            thread.join(TIMEOUT)  # the reap is queued; the loop does not run again
+            assert not thread.is_alive()
+            assert (proc.pid, "Z") in children_of_us()
+        finally:
+            loop.close()
+    assert not any(p == proc.pid for p, _ in children_of_us())
+    assert proc.returncode is None  # the exit was never published to the transport
+    transport = proc._transport  # type: ignore[attr-defined]
+    assert transport._proc.returncode == -signal.SIGKILL  # Popen knows: no warning later
+    transport.close()
 
 
 def test_reaped_behind_our_back_reports_popen_status() -> None:

@@ -3,6 +3,7 @@
 cimport cython
 
 cdef object _copy_context
+cdef object _RLock
 cdef object _extract_stack
 cdef object _format_helpers
 cdef str _PACKAGE_DIR
@@ -24,6 +25,18 @@ cdef class Handle:
 
 @cython.locals(handle=Handle)
 cpdef Handle new_handle(object callback, tuple args, object loop, object context)
+
+
+cdef class ThreadSafeHandle(Handle):
+    cdef object _lock
+
+    cpdef cancel(self)
+    cpdef _run(self)
+
+
+@cython.locals(handle=ThreadSafeHandle)
+cpdef ThreadSafeHandle new_threadsafe_handle(object callback, tuple args, object loop,
+                                             object context)
 
 
 cdef class TimerHandle(Handle):

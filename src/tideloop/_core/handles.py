@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextvars
 import os
 import sys
+import threading
 from asyncio import format_helpers as _format_helpers
 from collections.abc import Callable
 from typing import Any
 
 _copy_context = contextvars.copy_context
+_RLock = threading.RLock
 _extract_stack = _format_helpers.extract_stack
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,7 +135,7 @@ class Handle:
             if self._source_traceback:
                 context["source_traceback"] = self._source_traceback
             self._loop.call_exception_handler(context)
-        self = None  # noqa: F841  (break the cycle through the traceback)
+        self = args = None  # noqa: F841  (a traceback keeps this frame: drop what it holds)
 
 
 def new_handle(
@@ -157,6 +159,63 @@ def new_handle(
         handle._source_traceback = source_traceback()
     else:
         handle._source_traceback = None
+    return handle
+
+
+class ThreadSafeHandle(Handle):
+    """What call_soon_threadsafe returns on 3.14+, as asyncio's ``events._ThreadSafeHandle``.
+
+    Any thread may cancel it. ``cancel()``, ``cancelled()`` and ``_run()`` hold one RLock, so a
+    cancel from another thread either wins (the callback never starts) or waits until the
+    callback has returned; the callback itself may cancel its own handle (the lock is
+    reentrant). The loop reads ``_cancelled`` without the lock, so ``_run`` checks it again.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(
+        self,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        loop: Any,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        Handle.__init__(self, callback, args, loop, context)
+        self._lock = _RLock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            Handle.cancel(self)
+
+    def cancelled(self) -> bool:
+        with self._lock:
+            return self._cancelled
+
+    def _run(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            Handle._run(self)
+
+
+def new_threadsafe_handle(
+    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+) -> ThreadSafeHandle:
+    """Make a ThreadSafeHandle for ``loop`` without ``__init__``; see new_handle."""
+    handle = ThreadSafeHandle.__new__(ThreadSafeHandle)
+    if context is None:
+        context = _copy_context()
+    handle._context = context
+    handle._loop = loop
+    handle._callback = callback
+    handle._args = args
+    handle._cancelled = False
+    handle._repr = None
+    if loop._debug:
+        handle._source_traceback = source_traceback()
+    else:
+        handle._source_traceback = None
+    handle._lock = _RLock()
     return handle
 
 

@@ -3,7 +3,7 @@ cimport cython
 
 from .._poll._libc cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
 from .._poll.epoll cimport EpollPoller
-from .handles cimport Handle, TimerHandle, new_handle, new_timer_handle
+from .handles cimport Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
 from .timers cimport heap_pop, heap_push
 from .watcher cimport IOWatcher
 from .waker cimport Waker
@@ -19,9 +19,10 @@ cdef object _monotonic
 cdef object _get_ident
 cdef object _iscoroutine
 cdef object _iscoroutinefunction
-cdef object _Future
-cdef object _Task
 cdef bint _PY312
+cdef bint _PY313
+cdef bint _PY3133
+cdef bint _PY314
 cdef bint _NATIVE
 cdef bint _NATIVE_CLOCK
 
@@ -61,6 +62,7 @@ cdef class Loop:
     cdef public Waker _waker
     cdef public int _waker_fd
     cdef public object _transports
+    cdef object _recv_state
 
     cpdef _check_closed(self)
 

@@ -49,7 +49,7 @@ from typing import Any
 from .._poll import default_poller_class
 from .._poll.constants import READ, WRITE
 from .._poll.epoll import EpollPoller
-from .handles import Handle, TimerHandle, new_handle, new_timer_handle
+from .handles import Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
 from .timers import heap_pop, heap_push
 from .waker import Waker
 from .watcher import IOWatcher
@@ -64,10 +64,15 @@ _heapify = heapq.heapify
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
 _iscoroutine = _coroutines.iscoroutine
-_iscoroutinefunction = _coroutines.iscoroutinefunction
-_Future = _futures.Future
-_Task = _tasks.Task
+# 3.14 deprecates the public name (a DeprecationWarning per call) and uses the private one.
+_iscoroutinefunction = getattr(
+    _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction
+)
 _PY312 = sys.version_info >= (3, 12)
+_PY313 = sys.version_info >= (3, 13)
+# 3.13.3 began passing create_task's extra keywords to the task factory (3.13.4 settled which).
+_PY3133 = sys.version_info >= (3, 13, 3)
+_PY314 = sys.version_info >= (3, 14)
 # True in the compiled build, where _poll/_libc.pxd's C functions are reachable.
 _NATIVE = not __file__.endswith(".py")
 
@@ -160,6 +165,9 @@ class Loop:
         self._fds = {}
         # fd -> the transport that owns it (asyncio's loop._transports, weak values).
         self._transports = weakref.WeakValueDictionary()
+        # Compiled build: the transports' read state (_transports/base.py RecvState), made by
+        # the first transport; per loop, so loops in different threads share no buffer.
+        self._recv_state = None
         self._poller = poller if poller is not None else default_poller_class()()
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
         # Compiled build with epoll: _run_once reads the poller's C event array directly.
@@ -510,11 +518,17 @@ class Loop:
     def call_soon_threadsafe(
         self, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> Handle:
-        """Like call_soon(), from any thread: wakes the loop if it is blocked in poll()."""
+        """Like call_soon(), from any thread: wakes the loop if it is blocked in poll().
+
+        On 3.14+ the handle is a ThreadSafeHandle (any thread may cancel it), as asyncio's.
+        """
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
-        handle = new_handle(callback, args, self, context)
+        if _PY314:
+            handle = new_threadsafe_handle(callback, args, self, context)
+        else:
+            handle = new_handle(callback, args, self, context)
         self._ready.append(handle)
         self._waker.wake()
         return handle
@@ -571,35 +585,62 @@ class Loop:
     # ---------------------------------------------------------------- futures and tasks
 
     def create_future(self) -> Any:
-        """Create an asyncio.Future attached to this loop."""
-        return _Future(loop=self)
+        """Create an asyncio.Future attached to this loop (``asyncio.futures.Future``, per call)."""
+        return _futures.Future(loop=self)
 
-    def create_task(
-        self, coro: Any, *, name: Any = None, context: Any = None, **kwargs: Any
-    ) -> Any:
+    def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Schedule a coroutine as an asyncio.Task (or the task factory's product).
 
-        Extra keywords (e.g. eager_start on 3.12+) go to Task or the factory unchanged, so the
-        running Python decides what it accepts, as asyncio does.
+        Keywords are handled as the running Python's asyncio does (its signature differs):
+
+        - 3.14+ ``(coro, **kwargs)``: every keyword goes to the factory, or to Task, unchanged,
+          so an eager factory starts the task with its name and context already set;
+        - 3.13.3+ ``(coro, *, name=None, context=None, **kwargs)``, as 3.13.4 settled it (3.13.3
+          also passed ``name``): the factory gets ``kwargs`` and ``context`` unless it is None,
+          then ``set_name(name)`` (even for None);
+        - 3.11-3.13.2 ``(coro, *, name=None, context=None)``: the factory gets ``context``
+          only when it is not None, then the name is set (3.13: even None).
+
+        ``asyncio.tasks.Task`` is looked up per call, as asyncio does (tests swap in _PyTask).
         """
         self._check_closed()
         factory = self._task_factory
-        if factory is None:
-            task = _Task(coro, loop=self, name=name, context=context, **kwargs)
-            tb = task._source_traceback
-            if tb and tb[-1].filename == __file__:
-                del tb[-1]
+        if _PY314:
+            if factory is not None:
+                return factory(self, coro, **kwargs)
+            task = _tasks.Task(coro, loop=self, **kwargs)
         else:
-            if context is None and not kwargs:
-                # Use legacy API if context is not needed
-                task = factory(self, coro)
-            elif context is None:
-                task = factory(self, coro, **kwargs)
-            else:
-                task = factory(self, coro, context=context, **kwargs)
-            if name is not None:
-                task.set_name(name)
-        return task
+            name = kwargs.pop("name", None)
+            context = kwargs.pop("context", None)
+            if kwargs and not _PY3133:
+                raise TypeError(
+                    f"create_task() got an unexpected keyword argument {next(iter(kwargs))!r}"
+                )
+            if factory is not None:
+                if _PY3133:
+                    if context is not None:
+                        kwargs["context"] = context
+                    task = factory(self, coro, **kwargs)
+                elif context is None:
+                    # Use legacy API if context is not needed
+                    task = factory(self, coro)
+                else:
+                    task = factory(self, coro, context=context)
+                if _PY313:
+                    task.set_name(name)
+                else:
+                    _tasks._set_task_name(task, name)
+                return task
+            task = _tasks.Task(coro, loop=self, name=name, context=context, **kwargs)
+        tb = task._source_traceback
+        if tb and tb[-1].filename == __file__:
+            del tb[-1]
+        try:
+            return task
+        finally:
+            # gh-128552: an eagerly failed task's exception traceback reaches this frame (pure
+            # build): do not let the frame keep the task alive through a cycle.
+            del task
 
     def set_task_factory(self, factory: Any) -> None:
         """Set the callable (loop, coro[, context=...]) used by create_task(); None resets."""

@@ -1,4 +1,4 @@
-"""subprocess_exec and subprocess_shell, as asyncio's base_events and unix_events (3.11-3.13).
+"""subprocess_exec and subprocess_shell, as asyncio's base_events and unix_events (3.11+).
 
 Arguments are checked exactly as asyncio checks them (ValueError for universal_newlines,
 text, encoding, errors, a bufsize other than 0, and shell= contradicting the method); every
@@ -20,9 +20,10 @@ from __future__ import annotations
 import subprocess
 from asyncio import base_events as _base_events
 from asyncio import events as _events
+from asyncio import tasks as _tasks
 from typing import Any
 
-from .._transports.subprocess import _PY311, ChildWatcher, SubprocessTransport
+from .._transports.subprocess import _PY311, _PY314, ChildWatcher, SubprocessTransport
 
 _format_pipe = _base_events._format_pipe
 
@@ -206,7 +207,11 @@ class SubprocessMixin:
             raise
         except BaseException:
             transp.close()
-            await transp._wait()
+            if _PY314:
+                # The exit wakes _wait() on 3.14, even if the pipes never connected.
+                await _tasks.shield(transp._wait())
+            else:
+                await transp._wait()
             raise
         return transp
 
@@ -254,7 +259,9 @@ class SubprocessMixin:
 
     def _child_watcher_callback(self, pid: int, returncode: int, transp: Any) -> None:
         """What asyncio's child watchers call, from any thread (asyncio's private API)."""
-        if _PY311:
+        if _PY314:
+            transp._process_exited(returncode)
+        elif _PY311:
             # Skip one iteration for callbacks to be executed
             self.call_soon_threadsafe(self.call_soon, transp._process_exited, returncode)  # type: ignore[attr-defined]
         else:

@@ -15,8 +15,9 @@ order of the protocol's callbacks is observable and CPython's tests check it:
 - process_exited comes when the child is reaped, which may be before, between or after the
   pipe callbacks: the child may exit while a grandchild still holds its stdout.
 - connection_lost(None) comes once the child is reaped *and* every pipe is disconnected
-  (``_try_finish``); then ``wait()`` resolves, and the transport drops loop, protocol and
-  Popen.
+  (``_try_finish``); then the transport drops loop, protocol and Popen. ``wait()`` resolves
+  then on 3.11-3.13, and as soon as the child is reaped on 3.14+ (gh-119710: a grandchild
+  holding a pipe open no longer keeps it waiting).
 
 Invariant: ``_pending_calls`` is a deque until connection_made is scheduled, then None.
 Invariant: ``_finished`` becomes True exactly once, when ``_call_connection_lost`` is
@@ -37,12 +38,17 @@ readable when the child terminates (Linux 5.3+); the loop watches it like any re
 ``add_reader``-style Handle, as asyncio's PidfdChildWatcher does) and reaps the child with
 ``waitpid(pid, WNOHANG)``. This works in any thread, costs one fd per running child, and
 never touches children that are not ours. Where pidfd_open is missing (not Linux, old
-kernel) or refused (seccomp, EMFILE), one daemon thread per child blocks in ``waitpid`` and
+kernel) or refused (seccomp, EMFILE), one daemon thread per child blocks until it exits and
 reports through call_soon_threadsafe (asyncio's ThreadedChildWatcher).
 
-The transport learns of the exit as on the running Python's asyncio: on 3.12+ on the pass
-after the reap (``call_soon``), on 3.11 one pass later (3.11's watcher callback "skips one
-iteration for callbacks to be executed").
+The transport learns of the exit as on the running Python's asyncio: on 3.14+ in the callback
+that reaps the child, so no pass ever sees a reaped child whose exit is unknown (gh-127049:
+send_signal() would signal a freed, maybe reused, pid); on 3.12 and 3.13 on the pass after the
+reap (``call_soon``); on 3.11 one pass later (3.11's watcher callback "skips one iteration for
+callbacks to be executed"). A waitpid thread never reaps while the loop is open, on any
+version: it waits with ``waitid(WEXITED | WNOWAIT)``, which leaves the child a zombie (its pid
+reserved), and the loop's thread reaps it (3.14's ThreadedChildWatcher does the same; where
+``os.waitid`` is missing the thread reaps, as asyncio's did before).
 
 When the loop closes with children still running, their pidfds are closed and each child is
 handed to a reaper thread: it reaps the child when it exits (the transport's finalizer kills
@@ -55,6 +61,9 @@ asyncio deprecated them in 3.12); ``waitpid(-1)`` (steals other code's children)
 
 Invariant: a pid is in ``ChildWatcher._children`` iff its pidfd is open and watched by the
 loop; the pidfd is closed exactly once, after the reader is removed.
+Invariant: a thread-watched child is reaped exactly once, by whoever pops it from
+``_waiting`` / ``_exited`` (dict pops are atomic): the loop's thread while the loop is open,
+else its waitpid thread or ``close()``.
 """
 
 from __future__ import annotations
@@ -74,6 +83,11 @@ from typing import Any
 from .._core.handles import Handle
 
 _PY311 = sys.version_info < (3, 12)
+# 3.14: wait() returns at the exit (gh-119710), the reap and the exit are published in one
+# step (gh-127049), send_signal() does nothing once the exit is known, and a failed start
+# closes the pipes it had opened, and close() after the loop closed leaves the pipes alone.
+_PY314 = sys.version_info >= (3, 14)
+_HAVE_WAITID = hasattr(os, "waitid")
 
 # Tests set this to False to exercise the thread fallback.
 USE_PIDFD = True
@@ -127,7 +141,7 @@ class SubprocessTransport(_transports.SubprocessTransport):
         self._proc: subprocess.Popen | None = None
         self._pid: int | None = None
         self._returncode: int | None = None
-        self._exit_waiters: list | None = []
+        self._exit_waiters: list | None = []  # None once woken (3.14) or finished
         self._pending_calls: collections.deque | None = collections.deque()
         # fd (0, 1, 2) -> its pipe protocol; None until the pipe is connected.
         self._pipes: dict[int, Any] = {}
@@ -250,6 +264,10 @@ class SubprocessTransport(_transports.SubprocessTransport):
         for proto in self._pipes.values():
             if proto is None:
                 continue
+            if _PY314 and (self._loop is None or self._loop.is_closed()):
+                # gh-114177: the loop closed (e.g. just after the child was killed); closing
+                # a pipe transport would raise "Event loop is closed".
+                continue
             proto.pipe.close()
 
         if (
@@ -292,6 +310,9 @@ class SubprocessTransport(_transports.SubprocessTransport):
 
     def send_signal(self, signal: int) -> None:
         self._check_proc()
+        if _PY314 and self._returncode is not None:
+            # The process already exited: its pid may be reused.
+            return
         try:
             os.kill(self._proc.pid, signal)  # type: ignore[union-attr]
         except ProcessLookupError:
@@ -335,6 +356,15 @@ class SubprocessTransport(_transports.SubprocessTransport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
+            if _PY314:
+                # Close any pipes that were already connected before the
+                # error/cancellation to avoid leaking file descriptors.
+                for proto in self._pipes.values():
+                    if proto is not None:
+                        proto.pipe.close()
+                for raw_pipe in (proc.stdin, proc.stdout, proc.stderr):
+                    if raw_pipe is not None:
+                        raw_pipe.close()
             if waiter is not None and not waiter.cancelled():
                 waiter.set_exception(exc)
         else:
@@ -368,14 +398,31 @@ class SubprocessTransport(_transports.SubprocessTransport):
 
         self._try_finish()
 
+        if _PY314:
+            # gh-119710: Wake up futures waiting for wait() as soon as the process
+            # exits.
+            self._wake_exit_waiters()
+
+    def _wake_exit_waiters(self) -> None:
+        for waiter in self._exit_waiters:
+            if not waiter.done():
+                waiter.set_result(self._returncode)
+        self._exit_waiters = None
+
     async def _wait(self) -> int:
         """Wait until the process exit and return the process return code."""
         if self._returncode is not None:
             return self._returncode
 
         waiter = self._loop.create_future()
-        self._exit_waiters.append(waiter)
-        return await waiter
+        waiters = self._exit_waiters
+        waiters.append(waiter)
+        try:
+            return await waiter
+        finally:
+            # A cancelled wait() leaves nothing behind (3.14 does the same with its set).
+            if self._exit_waiters is not None:
+                waiters.remove(waiter)
 
     def _try_finish(self) -> None:
         assert not self._finished
@@ -389,11 +436,9 @@ class SubprocessTransport(_transports.SubprocessTransport):
         try:
             self._protocol.connection_lost(exc)
         finally:
-            # wake up futures waiting for wait()
-            for waiter in self._exit_waiters:
-                if not waiter.cancelled():
-                    waiter.set_result(self._returncode)
-            self._exit_waiters = None
+            if self._exit_waiters is not None:
+                # wake up futures waiting for wait() (3.11-3.13; 3.14 did at the exit)
+                self._wake_exit_waiters()
             self._loop = None
             self._proc = None
             self._protocol = None
@@ -437,11 +482,41 @@ class ReadSubprocessPipeProto(WriteSubprocessPipeProto, _protocols.Protocol):
 
 
 def _notify_exit(loop: Any, transp: SubprocessTransport, returncode: int) -> None:
-    """From the loop's thread: deliver the exit as the running Python's asyncio would."""
-    if _PY311:
+    """From the loop's thread, just after the reap: deliver the exit as the running Python's
+    asyncio would (see the module docstring)."""
+    if _PY314:
+        transp._process_exited(returncode)
+    elif _PY311:
         loop.call_soon(loop.call_soon, transp._process_exited, returncode)
     else:
         loop.call_soon(transp._process_exited, returncode)
+
+
+def _wait_exited(pid: int) -> None:
+    """Block until ``pid`` has terminated, without reaping it (it stays a zombie).
+
+    Returns at once if the child was reaped by someone else (ChildProcessError).
+    """
+    try:
+        while True:
+            res = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            # On macOS, waitid() with WEXITED also reports stopped children (CLD_STOPPED):
+            # consume the stop notification and wait for the real termination.
+            if res is not None and res.si_code == os.CLD_STOPPED:
+                os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG)
+                continue
+            return
+    except ChildProcessError:
+        return
+
+
+def _reap(pid: int, proc: Any) -> int:
+    """Reap ``pid``, which has terminated; return its returncode."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return _returncode_after_echild(proc, pid)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _returncode_after_echild(proc: Any, pid: int) -> int:
@@ -460,14 +535,17 @@ class ChildWatcher:
     ``add`` must be called in the loop's thread; ``close`` after the loop closed.
     """
 
-    __slots__ = ("_loop", "_children", "_waiting", "_threads")
+    __slots__ = ("_loop", "_children", "_waiting", "_exited", "_threads")
 
     def __init__(self, loop: Any) -> None:
         self._loop = loop
         # pid -> (transport, pidfd); see the module docstring's invariant.
         self._children: dict[int, tuple[SubprocessTransport, int]] = {}
-        # pid -> transport, for children reaped by a thread while the loop is open.
+        # pid -> transport, for thread-watched children still running while the loop is open.
         self._waiting: dict[int, SubprocessTransport] = {}
+        # pid -> transport, for thread-watched children that terminated and wait, unreaped,
+        # for the loop's thread to reap them (_reap_and_notify).
+        self._exited: dict[int, SubprocessTransport] = {}
         self._threads: set[threading.Thread] = set()
 
     def add(self, transp: SubprocessTransport) -> None:
@@ -536,29 +614,67 @@ class ChildWatcher:
     def _wait_in_thread(self, pid: int, proc: Any) -> None:
         loop = self._loop
         try:
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:
-                returncode = _returncode_after_echild(proc, pid)
-            else:
-                returncode = os.waitstatus_to_exitcode(status)
+            if not _HAVE_WAITID:
+                self._wait_and_reap_in_thread(pid, proc)
+                return
+            _wait_exited(pid)
             transp = self._waiting.pop(pid, None)
             if transp is not None:
-                if loop.get_debug():
-                    _logger().debug("process %s exited with returncode %s", pid, returncode)
+                # The loop's thread reaps it: the pid stays reserved until the exit is known.
+                self._exited[pid] = transp
                 try:
-                    loop.call_soon_threadsafe(_notify_exit, loop, transp, returncode)
+                    loop.call_soon_threadsafe(self._reap_and_notify, pid)
                     return
                 except RuntimeError:  # the loop closed meanwhile
-                    pass
+                    if self._exited.pop(pid, None) is None:
+                        return  # close() reaped it
+            returncode = _reap(pid, proc)
             if proc.returncode is None:
                 proc.returncode = returncode
         finally:
             self._threads.discard(threading.current_thread())
 
+    def _reap_and_notify(self, pid: int) -> None:
+        """In the loop's thread: reap a terminated thread-watched child, publish its exit."""
+        transp = self._exited.pop(pid, None)
+        if transp is None:
+            return
+        returncode = _reap(pid, transp._proc)
+        if self._loop.get_debug():
+            _logger().debug("process %s exited with returncode %s", pid, returncode)
+        _notify_exit(self._loop, transp, returncode)
+
+    def _wait_and_reap_in_thread(self, pid: int, proc: Any) -> None:
+        """Where waitid() is missing: reap in the thread, then tell the loop (asyncio's way,
+        with a pass in which the pid is already free)."""
+        loop = self._loop
+        returncode = _reap(pid, proc)
+        transp = self._waiting.pop(pid, None)
+        if transp is not None:
+            if loop.get_debug():
+                _logger().debug("process %s exited with returncode %s", pid, returncode)
+            try:
+                loop.call_soon_threadsafe(_notify_exit, loop, transp, returncode)
+                return
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        if proc.returncode is None:
+            proc.returncode = returncode
+
     def close(self) -> None:
         """The loop closed: stop watching; reap the children still running in threads."""
         self._waiting.clear()
+        # Terminated children whose reap was queued on the loop, which dropped the callback.
+        while self._exited:
+            try:
+                pid, transp = self._exited.popitem()
+            except KeyError:  # a thread popped the last one meanwhile
+                break
+            proc = transp._proc
+            if proc is not None:
+                returncode = _reap(pid, proc)
+                if proc.returncode is None:
+                    proc.returncode = returncode
         children = list(self._children.items())
         self._children.clear()
         for pid, (transp, pidfd) in children:
