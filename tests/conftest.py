@@ -136,7 +136,7 @@ class OpensslCA:
 
     For interpreters with no ``cryptography`` wheel (PyPy here), so that the TLS tests still
     run there instead of skipping. Keys and certificates live in a temporary directory that
-    lives as long as the object; nothing is committed.
+    lives until ``close()``; nothing is committed.
     """
 
     def __init__(self) -> None:
@@ -183,6 +183,10 @@ class OpensslCA:
     def configure_trust(self, ctx: ssl.SSLContext) -> None:
         ctx.load_verify_locations(cafile=self.cert_pem)
 
+    def close(self) -> None:
+        """Remove the directory (left to the GC, it warns "Implicitly cleaning up")."""
+        self._dir.cleanup()
+
 
 def make_test_ca() -> Any:
     """A test certificate authority: ``trustme.CA()``, or ``OpensslCA()`` where trustme
@@ -195,6 +199,9 @@ def make_test_ca() -> Any:
 
 
 @pytest.fixture(scope="session")
-def test_ca() -> Any:
+def test_ca() -> Iterator[Any]:
     """A test CA (see ``make_test_ca``), shared by the session's TLS tests."""
-    return make_test_ca()
+    ca = make_test_ca()
+    yield ca
+    if isinstance(ca, OpensslCA):
+        ca.close()

@@ -68,7 +68,13 @@ _LimitOverrunError = _exceptions.LimitOverrunError
 _iscoroutine = _coroutines.iscoroutine
 # 3.11/3.12.1 keep the server-side writer referenced from the protocol; 3.13 does not.
 _KEEP_WRITER = sys.version_info < (3, 13)
-_CLOSE_ON_CANCEL = sys.version_info >= (3, 13)
+# gh-113538 (3.13, backported to 3.12.2 and 3.11.8, so in PyPy 3.11's stdlib): a cancelled
+# client_connected_cb task closes the transport instead of failing in the done callback.
+_CLOSE_ON_CANCEL = sys.version_info >= (3, 12, 2) or (3, 11, 8) <= sys.version_info < (3, 12)
+# CPython frees a memoryview as soon as nothing refers to it; PyPy only at GC, and a live view
+# forbids resizing the bytearray under it (BufferError). Reads copy their bytes out through a
+# view only where it is freed at once (one copy instead of two); on PyPy, without one.
+_VIEWS_FREED_AT_ONCE = sys.implementation.name == "cpython"
 # asyncio 3.12+'s StreamWriter.start_tls passes ssl_shutdown_timeout to loop.start_tls.
 _PASS_SHUTDOWN_TIMEOUT = sys.version_info >= (3, 12)
 # 3.14: start_tls also moves the reader to the new transport, and an exception raised by a
@@ -506,7 +512,8 @@ class StreamReader:
     """A buffer fed by a protocol and drained by read coroutines (one at a time).
 
     Invariant: ``_buffer`` is a single bytearray; reads slice its front (``del buf[:n]`` is
-    an O(1) pointer move in CPython when at the front), feed_data extends it.
+    an O(1) pointer move in CPython when at the front), feed_data extends it. No memoryview
+    of it outlives a read (see ``_VIEWS_FREED_AT_ONCE``).
     """
 
     __slots__ = (
@@ -655,7 +662,7 @@ class StreamReader:
             isep = buf.find(b"\n")
             if 0 <= isep <= self._limit:
                 end = isep + 1
-                chunk = bytes(memoryview(buf)[:end])
+                chunk = bytes(memoryview(buf)[:end]) if _VIEWS_FREED_AT_ONCE else bytes(buf[:end])
                 del buf[:end]
                 if self._paused:
                     self._maybe_resume_transport()
@@ -745,7 +752,9 @@ class StreamReader:
             raise _LimitOverrunError(
                 "Separator is found, but chunk is longer than limit", match_start
             )
-        chunk = bytes(memoryview(buf)[:match_end])
+        chunk = (
+            bytes(memoryview(buf)[:match_end]) if _VIEWS_FREED_AT_ONCE else bytes(buf[:match_end])
+        )
         del buf[:match_end]
         self._maybe_resume_transport()
         return chunk
@@ -792,7 +801,7 @@ class StreamReader:
             data = bytes(buf)
             buf.clear()
         else:
-            data = bytes(memoryview(buf)[:n])
+            data = bytes(memoryview(buf)[:n]) if _VIEWS_FREED_AT_ONCE else bytes(buf[:n])
             del buf[:n]
         if self._paused:
             self._maybe_resume_transport()
@@ -817,7 +826,7 @@ class StreamReader:
             data = bytes(buf)
             buf.clear()
         else:
-            data = bytes(memoryview(buf)[:n])
+            data = bytes(memoryview(buf)[:n]) if _VIEWS_FREED_AT_ONCE else bytes(buf[:n])
             del buf[:n]
         if self._paused:
             self._maybe_resume_transport()

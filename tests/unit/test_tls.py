@@ -26,6 +26,9 @@ import tideloop
 
 HOST = "127.0.0.1"
 PY314 = sys.version_info >= (3, 14)
+# PyPy has no reference counting: nothing is freed while the gc is disabled, and until a
+# collection its gc.get_objects() still lists unreachable objects that have a finalizer.
+REFCOUNTING = sys.implementation.name != "pypy"
 
 
 @pytest.fixture(scope="module")
@@ -576,6 +579,7 @@ def _transports_alive() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, asyncio.BaseTransport))
 
 
+@pytest.mark.skipif(not REFCOUNTING, reason="what reference counting alone frees (PyPy has none)")
 @pytest.mark.parametrize("how", ["create_connection", "start_tls"])
 def test_failed_certificate_leaves_no_cycle(loop_impl: Any, server_ctx: Any, how: str) -> None:
     """A handshake that fails the certificate check frees its transports by reference
@@ -889,8 +893,9 @@ def _open_fds() -> int:
 
 
 def _live(cls: type, collect: bool = True) -> int:
-    if collect:
-        gc.collect()
+    if collect:  # three passes, as test.support.gc_collect(): PyPy may need more than one
+        for _ in range(3):
+            gc.collect()
     return sum(1 for o in gc.get_objects() if type(o) is cls)
 
 
@@ -951,7 +956,8 @@ def test_no_leaks_after_many_connections(server_ctx: Any, client_ctx: Any) -> No
         gc.enable()
     assert _open_fds() == fds
     assert (_live(ssl.SSLObject), _live(TLSCore)) == (objs, cores)
-    assert uncollected == (objs, cores)
+    if REFCOUNTING:
+        assert uncollected == (objs, cores)
 
 
 # ------------------------------------------------------------------- white-box: the states

@@ -27,7 +27,9 @@ from typing import Any
 
 from .._transports.datagram import make_datagram_transport
 
-_PY313 = sys.version_info >= (3, 13)
+# gh-114887 (3.13, backported to 3.12.2 and 3.11.8): sock= rejects only SOCK_STREAM sockets,
+# "A datagram socket was expected"; before, anything but SOCK_DGRAM, "A UDP Socket ...".
+_STREAM_ONLY_REJECTED = sys.version_info >= (3, 12, 2) or (3, 11, 8) <= sys.version_info < (3, 12)
 _HAS_AF_UNIX = hasattr(socket, "AF_UNIX")
 
 
@@ -92,7 +94,7 @@ class DatagramMixin:
         """Create datagram connection."""
         own_sock = sock is None
         if sock is not None:
-            if _PY313:
+            if _STREAM_ONLY_REJECTED:
                 if sock.type == socket.SOCK_STREAM:
                     raise ValueError(f"A datagram socket was expected, got {sock!r}")
             elif sock.type != socket.SOCK_DGRAM:
