@@ -471,6 +471,34 @@ def _adapt_tideloop_streams(mod, sub):
                 value.__module__ = "test.test_asyncio.test_streams_tideloop"
 
 
+def _adapt_test_subprocess(mod, sub):
+    """3.14+: ``SubprocessThreadedWatcherTests`` forces asyncio's thread watcher by patching
+    ``unix_events.can_use_pidfd``, which tideloop does not consult; make it force tideloop's
+    thread fallback too (``tideloop._transports.subprocess.USE_PIDFD``), or the class would
+    test pidfd watching a second time."""
+    cls = getattr(mod, "SubprocessThreadedWatcherTests", None)
+    if cls is None or "can_use_pidfd" not in _source_of(cls.setUp):
+        return  # 3.11-3.13: the watcher classes are asyncio's child watchers
+    if sub.IMPL.name != "tideloop":
+        return
+    from tideloop._transports import subprocess as tide_subprocess
+
+    set_up, tear_down = cls.setUp, cls.tearDown
+
+    def setUp(self):
+        self._tideloop_use_pidfd = tide_subprocess.USE_PIDFD
+        tide_subprocess.USE_PIDFD = False
+        set_up(self)
+
+    def tearDown(self):
+        try:
+            return tear_down(self)
+        finally:
+            tide_subprocess.USE_PIDFD = self._tideloop_use_pidfd
+
+    cls.setUp, cls.tearDown = setUp, tearDown
+
+
 DERIVED["test_streams_tideloop"] = ("test_streams", _adapt_tideloop_streams)
 
 ADAPTERS = {
@@ -484,4 +512,5 @@ ADAPTERS = {
     "test_server": _adapt_new_loop_hooks("SelectorStartServerTests"),
     "test_sslproto": _adapt_new_loop_hooks("SelectorStartTLSTests"),
     "test_sendfile": _adapt_test_sendfile,
+    "test_subprocess": _adapt_test_subprocess,
 }

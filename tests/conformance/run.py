@@ -49,7 +49,7 @@ import _scope  # noqa: E402
 
 VERSION = sys.version_info[:2]
 # The interpreter's key in control_counts.json: "3.14", "pypy3.11".
-PYKEY = ("pypy" if sys.implementation.name == "pypy" else "") + "%d.%d" % VERSION
+PYKEY = ("pypy" if sys.implementation.name == "pypy" else "") + "{}.{}".format(*VERSION)
 CONTROL_COUNTS = HERE / "control_counts.json"
 # A full run on the loop under test must run (pass, fail or xfail: not skip) at least this
 # share of the tests that asyncio's own loop passes on the same interpreter.
