@@ -6,30 +6,40 @@
 # (BlockingIOError for EAGAIN, ...). send uses MSG_NOSIGNAL so a vanished peer is EPIPE, not
 # SIGPIPE, even in an embedding application that did not ignore SIGPIPE.
 #
+# Per-loop state (tideloop_rx): what the reading shims reuse lives in a tideloop_rx that one
+# loop owns (base.py's RecvState, Loop._recv_state; every transport core of the loop keeps a
+# reference): the receive buffer, the spare bytes object, the last datagram's source address.
+# Only the loop's thread reads through it, so loops in different threads share none of it.
+# (These were process-wide statics. With the GIL that was safe, for no shim releases the GIL
+# or runs Python code between filling the buffer or the address and consuming it; with two
+# reads truly at once, as under free threading, one loop's bytes could reach another's
+# protocol.) Per loop rather than per thread: it is freed with the loop, spare included, and
+# a loop may run on one thread and later on another.
+#
 # Datagrams (AF_INET/AF_INET6 only): tideloop_recvfrom_data reads one datagram like
-# socket.recvfrom and keeps its source address, raw, in a static sockaddr; the caller asks
-# whether it equals the raw address it cached (tideloop_last_addr_is) and only otherwise builds
-# the raw copy (tideloop_last_addr_raw) and from it the address tuple (tideloop_addr_tuple:
-# exactly socket.recvfrom's tuple). tideloop_sendto_raw sends to such a raw address. A server
-# that answers the address it was given then parses and formats no address at all.
+# socket.recvfrom and keeps its source address, raw, in rx; the caller asks whether it equals
+# the raw address it cached (tideloop_last_addr_is) and only otherwise builds the raw copy
+# (tideloop_last_addr_raw) and from it the address tuple (tideloop_addr_tuple: exactly
+# socket.recvfrom's tuple). tideloop_sendto_raw sends to such a raw address. A server that
+# answers the address it was given then parses and formats no address at all.
 #
-# tideloop_recv_bytes reads into one static 256 KiB buffer and copies out exactly what came:
-# no 256 KiB allocation and shrink per read (socket.recv(n) allocates n bytes up front). The
-# buffer is shared by every loop of the process; that is safe because the read and the copy
-# happen without releasing the GIL.
+# tideloop_recv_bytes reads into rx's 256 KiB buffer and copies out exactly what came: no
+# 256 KiB allocation and shrink per read (socket.recv(n) allocates n bytes up front). The read
+# and the copy happen in one call, without releasing the GIL or running Python code.
 #
-# tideloop_recycle_bytes(data) is called by a stream transport once data_received(data) has
-# returned: if nothing but the caller references `data` any more (refcount 1), and it is over
-# 512 bytes (below that pymalloc is cheap) and at most 64 KiB, it becomes the one spare, and
-# the next read of exactly its length reuses it (new contents, cached hash reset) instead of
-# a malloc and a free: a glibc round trip of ~500 instructions for 1 KiB, whose chunk is just
-# above tcache's reach. No one can observe the reuse: the object was unreachable. Off where
-# the refcount is not exact (free-threaded builds) and on Pythons newer than we test.
+# tideloop_recycle_bytes(rx, data) is called by a stream transport once data_received(data)
+# has returned: if nothing but the caller references `data` any more (refcount 1), and it is
+# over 512 bytes (below that pymalloc is cheap) and at most 64 KiB, it becomes rx's one spare,
+# and the loop's next read of exactly its length reuses it (new contents, cached hash reset)
+# instead of a malloc and a free: a glibc round trip of ~500 instructions for 1 KiB, whose
+# chunk is just above tcache's reach. No one can observe the reuse: the object was
+# unreachable. Off where the refcount is not exact (free-threaded builds) and on Pythons
+# newer than we test.
 #
 # tideloop_recv_bytes_hint is the stream transports' read: below TIDELOOP_DIRECT_MIN it is
 # tideloop_recv_bytes; from there up the caller's hint (the size of its last read) says a
 # large read is likely, and one recvmsg reads the first `hint` bytes straight into a new bytes
-# object and any more into the static buffer. The kernel's copy is then the only copy of what
+# object and any more into rx's buffer. The kernel's copy is then the only copy of what
 # fitted: a 100 KiB read no longer pays a 100 KiB memcpy in user space. The object is shrunk
 # (realloc in place) or grown by what overflowed, so the result is exactly the bytes read.
 
@@ -44,20 +54,40 @@ cdef extern from *:
     #include <arpa/inet.h>
 
     #define TIDELOOP_RECV_BUFSIZE (256 * 1024)
-    static char tideloop_recv_buffer[TIDELOOP_RECV_BUFSIZE];
 
     #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030F0000
     #define TIDELOOP_SPARE 1
-    /* A bytes object nobody else references, kept for the next read of its length. */
-    static PyObject *tideloop_spare = NULL;
     #endif
 
-    static PyObject *tideloop_bytes_from_buffer(Py_ssize_t n) {
+    /* One loop's read state (owned by base.py's RecvState). */
+    typedef struct {
+        PyObject *spare;    /* a bytes object nobody else references (TIDELOOP_SPARE only) */
+        socklen_t addrlen;  /* the last datagram's source address (0: none) */
+        struct sockaddr_storage addr;
+        char buf[TIDELOOP_RECV_BUFSIZE];  /* scratch of one read; never touched in full */
+    } tideloop_rx;
+
+    /* buf is not zeroed: its pages stay unmapped until a read reaches them. */
+    static CYTHON_UNUSED tideloop_rx *tideloop_rx_new(void) {
+        tideloop_rx *rx = (tideloop_rx *)PyMem_RawMalloc(sizeof(tideloop_rx));
+        if (rx == NULL) return NULL;
+        rx->spare = NULL;
+        rx->addrlen = 0;
+        return rx;
+    }
+
+    static CYTHON_UNUSED void tideloop_rx_free(tideloop_rx *rx) {
+        if (rx == NULL) return;
+        Py_CLEAR(rx->spare);
+        PyMem_RawFree(rx);
+    }
+
+    static CYTHON_UNUSED PyObject *tideloop_bytes_from_buffer(tideloop_rx *rx, Py_ssize_t n) {
     #ifdef TIDELOOP_SPARE
-        PyObject *b = tideloop_spare;
+        PyObject *b = rx->spare;
         if (b != NULL && Py_SIZE(b) == n) {
-            tideloop_spare = NULL;
-            memcpy(PyBytes_AS_STRING(b), tideloop_recv_buffer, (size_t)n);
+            rx->spare = NULL;
+            memcpy(PyBytes_AS_STRING(b), rx->buf, (size_t)n);
             _Py_COMP_DIAG_PUSH
             _Py_COMP_DIAG_IGNORE_DEPR_DECLS
             ((PyBytesObject *)b)->ob_shash = -1;
@@ -65,25 +95,26 @@ cdef extern from *:
             return b;
         }
     #endif
-        return PyBytes_FromStringAndSize(tideloop_recv_buffer, n);
+        return PyBytes_FromStringAndSize(rx->buf, n);
     }
 
-    static CYTHON_UNUSED void tideloop_recycle_bytes(PyObject *b) {
+    static CYTHON_UNUSED void tideloop_recycle_bytes(tideloop_rx *rx, PyObject *b) {
     #ifdef TIDELOOP_SPARE
         if (Py_REFCNT(b) == 1 && PyBytes_CheckExact(b) && Py_SIZE(b) > 512
                 && Py_SIZE(b) <= 65536) {
             Py_INCREF(b);
-            Py_XSETREF(tideloop_spare, b);
+            Py_XSETREF(rx->spare, b);
         }
     #endif
     }
 
-    static CYTHON_UNUSED PyObject *tideloop_recv_bytes(int fd, Py_ssize_t size) {
+    static CYTHON_UNUSED PyObject *tideloop_recv_bytes(tideloop_rx *rx, int fd,
+                                                       Py_ssize_t size) {
         ssize_t n;
         if (size > TIDELOOP_RECV_BUFSIZE) size = TIDELOOP_RECV_BUFSIZE;
         for (;;) {
-            n = recv(fd, tideloop_recv_buffer, (size_t)size, 0);
-            if (n >= 0) return tideloop_bytes_from_buffer(n);
+            n = recv(fd, rx->buf, (size_t)size, 0);
+            if (n >= 0) return tideloop_bytes_from_buffer(rx, n);
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0) return NULL;
                 continue;
@@ -94,8 +125,8 @@ cdef extern from *:
 
     #define TIDELOOP_DIRECT_MIN (16 * 1024)
 
-    static CYTHON_UNUSED PyObject *tideloop_recv_bytes_hint(int fd, Py_ssize_t size,
-                                                            Py_ssize_t hint) {
+    static CYTHON_UNUSED PyObject *tideloop_recv_bytes_hint(tideloop_rx *rx, int fd,
+                                                            Py_ssize_t size, Py_ssize_t hint) {
         PyObject *b;
         struct iovec iov[2];
         struct msghdr msg;
@@ -103,13 +134,13 @@ cdef extern from *:
         int err;
         if (size > TIDELOOP_RECV_BUFSIZE) size = TIDELOOP_RECV_BUFSIZE;
         if (hint < TIDELOOP_DIRECT_MIN || size < TIDELOOP_DIRECT_MIN)
-            return tideloop_recv_bytes(fd, size);
+            return tideloop_recv_bytes(rx, fd, size);
         if (hint > size) hint = size;
         b = PyBytes_FromStringAndSize(NULL, hint);
         if (b == NULL) return NULL;
         iov[0].iov_base = PyBytes_AS_STRING(b);
         iov[0].iov_len = (size_t)hint;
-        iov[1].iov_base = tideloop_recv_buffer;
+        iov[1].iov_base = rx->buf;
         iov[1].iov_len = (size_t)(size - hint);
         memset(&msg, 0, sizeof(msg));
         msg.msg_iov = iov;
@@ -129,7 +160,7 @@ cdef extern from *:
         if (n == hint) return b;
         /* Shrink (in place) or grow; _PyBytes_Resize frees b and sets it NULL on failure. */
         if (_PyBytes_Resize(&b, (Py_ssize_t)n) < 0) return NULL;
-        if (n > hint) memcpy(PyBytes_AS_STRING(b) + hint, tideloop_recv_buffer, (size_t)(n - hint));
+        if (n > hint) memcpy(PyBytes_AS_STRING(b) + hint, rx->buf, (size_t)(n - hint));
         return b;
     }
 
@@ -152,18 +183,16 @@ cdef extern from *:
         return (Py_ssize_t)n;
     }
 
-    static CYTHON_UNUSED struct sockaddr_storage tideloop_last_addr;
-    static CYTHON_UNUSED socklen_t tideloop_last_addrlen = 0;
-
-    static CYTHON_UNUSED PyObject *tideloop_recvfrom_data(int fd, Py_ssize_t size) {
+    static CYTHON_UNUSED PyObject *tideloop_recvfrom_data(tideloop_rx *rx, int fd,
+                                                          Py_ssize_t size) {
         ssize_t n;
         if (size > TIDELOOP_RECV_BUFSIZE) size = TIDELOOP_RECV_BUFSIZE;
         for (;;) {
-            tideloop_last_addrlen = sizeof(tideloop_last_addr);
-            n = recvfrom(fd, tideloop_recv_buffer, (size_t)size, 0,
-                         (struct sockaddr *)&tideloop_last_addr, &tideloop_last_addrlen);
-            if (n >= 0) return PyBytes_FromStringAndSize(tideloop_recv_buffer, n);
-            tideloop_last_addrlen = 0;
+            rx->addrlen = sizeof(rx->addr);
+            n = recvfrom(fd, rx->buf, (size_t)size, 0, (struct sockaddr *)&rx->addr,
+                         &rx->addrlen);
+            if (n >= 0) return PyBytes_FromStringAndSize(rx->buf, n);
+            rx->addrlen = 0;
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0) return NULL;
                 continue;
@@ -172,15 +201,15 @@ cdef extern from *:
         }
     }
 
-    static CYTHON_UNUSED int tideloop_last_addr_is(PyObject *raw) {
+    /* Whether raw (bytes) is the address of the datagram tideloop_recvfrom_data just read. */
+    static CYTHON_UNUSED int tideloop_last_addr_is(tideloop_rx *rx, PyObject *raw) {
         return raw != NULL && PyBytes_CheckExact(raw)
-            && PyBytes_GET_SIZE(raw) == (Py_ssize_t)tideloop_last_addrlen
-            && memcmp(PyBytes_AS_STRING(raw), &tideloop_last_addr, tideloop_last_addrlen) == 0;
+            && PyBytes_GET_SIZE(raw) == (Py_ssize_t)rx->addrlen
+            && memcmp(PyBytes_AS_STRING(raw), &rx->addr, rx->addrlen) == 0;
     }
 
-    static CYTHON_UNUSED PyObject *tideloop_last_addr_raw(void) {
-        return PyBytes_FromStringAndSize((const char *)&tideloop_last_addr,
-                                         (Py_ssize_t)tideloop_last_addrlen);
+    static CYTHON_UNUSED PyObject *tideloop_last_addr_raw(tideloop_rx *rx) {
+        return PyBytes_FromStringAndSize((const char *)&rx->addr, (Py_ssize_t)rx->addrlen);
     }
 
     /* socket.recvfrom's address tuple for a raw sockaddr (bytes, from tideloop_last_addr_raw):
@@ -272,14 +301,18 @@ cdef extern from *:
         return res;
     }
     """
+    ctypedef struct tideloop_rx:
+        pass
+    tideloop_rx *tideloop_rx_new()
+    void tideloop_rx_free(tideloop_rx *rx)
     object tideloop_context_call1(object ctx, object func, object arg)
-    object tideloop_recv_bytes(int fd, Py_ssize_t size)
-    object tideloop_recv_bytes_hint(int fd, Py_ssize_t size, Py_ssize_t hint)
-    void tideloop_recycle_bytes(object b)
+    object tideloop_recv_bytes(tideloop_rx *rx, int fd, Py_ssize_t size)
+    object tideloop_recv_bytes_hint(tideloop_rx *rx, int fd, Py_ssize_t size, Py_ssize_t hint)
+    void tideloop_recycle_bytes(tideloop_rx *rx, object b)
     Py_ssize_t tideloop_recv_into(int fd, object buffer) except -1
     Py_ssize_t tideloop_send(int fd, object data) except -1
-    object tideloop_recvfrom_data(int fd, Py_ssize_t size)
-    bint tideloop_last_addr_is(object raw)
-    object tideloop_last_addr_raw()
+    object tideloop_recvfrom_data(tideloop_rx *rx, int fd, Py_ssize_t size)
+    bint tideloop_last_addr_is(tideloop_rx *rx, object raw)
+    object tideloop_last_addr_raw(tideloop_rx *rx)
     object tideloop_addr_tuple(object raw)
     Py_ssize_t tideloop_sendto_raw(int fd, object data, object raw) except -1

@@ -1,13 +1,21 @@
 from tideloop._core.loop cimport Loop
 from tideloop._core.watcher cimport IOWatcher
 
+from ._sockio cimport tideloop_rx, tideloop_rx_free, tideloop_rx_new
+
 cdef object _copy_context
+cdef bint _NATIVE
 cdef object _set_result_unless_cancelled
 cdef Py_ssize_t _LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 
+cdef class RecvState:
+    cdef tideloop_rx *rx
+
+
 cdef class TransportCore(IOWatcher):
     cdef public Loop _loop
+    cdef RecvState _recv_state
     cdef public object _facade
     cdef public object _protocol
     cdef public object _sock

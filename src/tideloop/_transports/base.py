@@ -42,6 +42,8 @@ _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITE
 
 
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
+# True in the compiled build: every loop a transport is made for gets a RecvState.
+_NATIVE = not __file__.endswith(".py")
 
 
 def _logger() -> logging.Logger:
@@ -63,11 +65,35 @@ def _protocol_method(protocol: Any, name: str) -> Any:
     return late_bound
 
 
+class RecvState:
+    """The compiled build's per-loop read state: a C ``tideloop_rx`` (_sockio.pxd) with the
+    receive buffer, the spare bytes object and the last datagram's source address.
+
+    One per loop (``Loop._recv_state``, made by the loop's first transport) and never
+    replaced, so loops in different threads share nothing. Only the loop's thread reads
+    through it. Each transport core keeps a typed reference (``_recv_state``), taken at
+    creation: two loads on the read path, and the state lives as long as any reader of it.
+    Pure mode never makes one (its transports call the socket methods).
+    """
+
+    __slots__ = ()
+
+    def __cinit__(self) -> None:
+        # Compiled build only (Cython's constructor hook), as __dealloc__.
+        self.rx = tideloop_rx_new()  # noqa: F821
+        if not self.rx:
+            raise MemoryError
+
+    def __dealloc__(self) -> None:
+        tideloop_rx_free(self.rx)  # noqa: F821
+
+
 class TransportCore(IOWatcher):
     """State and behaviour common to the stream, datagram and pipe transports' cores."""
 
     __slots__ = (
         "_loop",
+        "_recv_state",
         "_facade",
         "_protocol",
         "_sock",
@@ -90,6 +116,12 @@ class TransportCore(IOWatcher):
         self, loop: Any, sock: Any, fd: int, extra: dict | None, context: Any = None
     ) -> None:
         self._loop = loop
+        # Compiled build: the loop's read state, made by its first transport; None in pure mode.
+        self._recv_state = None
+        if _NATIVE and loop is not None:
+            if self._loop._recv_state is None:
+                self._loop._recv_state = RecvState()
+            self._recv_state = self._loop._recv_state
         self._facade = None
         self._protocol = None
         self._sock = sock

@@ -5,6 +5,7 @@ from ._sockio cimport (
     tideloop_last_addr_is,
     tideloop_last_addr_raw,
     tideloop_recvfrom_data,
+    tideloop_rx,
     tideloop_send,
     tideloop_sendto_raw,
 )
@@ -30,6 +31,7 @@ cdef class DatagramCore(TransportCore):
     cdef object _datagram_received
     cdef object _error_received
 
+    @cython.locals(rx='tideloop_rx *')
     cpdef _on_readable(self)
     @cython.locals(chunk=bytes)
     cpdef sendto(self, object data, object addr=*)

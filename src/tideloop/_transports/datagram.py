@@ -135,11 +135,12 @@ class DatagramCore(TransportCore):
         for _ in range(_DATAGRAMS_PER_PASS):
             try:
                 if self._native_addrs:
-                    data = tideloop_recvfrom_data(self._sock_fd, self._max_size)  # noqa: F821
-                    if tideloop_last_addr_is(self._raddr_raw):  # noqa: F821
+                    rx = self._recv_state.rx
+                    data = tideloop_recvfrom_data(rx, self._sock_fd, self._max_size)  # noqa: F821
+                    if tideloop_last_addr_is(rx, self._raddr_raw):  # noqa: F821
                         addr = self._raddr
                     else:
-                        raw = tideloop_last_addr_raw()  # noqa: F821
+                        raw = tideloop_last_addr_raw(rx)  # noqa: F821
                         addr = tideloop_addr_tuple(raw)  # noqa: F821
                         self._raddr_raw = raw
                         self._raddr = addr

@@ -139,7 +139,7 @@ class StreamCore(TransportCore):
         try:
             if _NATIVE:
                 data = tideloop_recv_bytes_hint(  # noqa: F821
-                    self._sock_fd, _MAX_SIZE, self._recv_hint
+                    self._recv_state.rx, self._sock_fd, _MAX_SIZE, self._recv_hint
                 )
                 self._recv_hint = len(data)
             else:
@@ -157,8 +157,8 @@ class StreamCore(TransportCore):
         try:
             if _NATIVE:
                 tideloop_context_call1(self._context, self._data_received, data)  # noqa: F821
-                # Unreferenced now? Then the next read of its size reuses it (_sockio.pxd).
-                tideloop_recycle_bytes(data)  # noqa: F821
+                # Unreferenced now? Then the loop's next read of its size reuses it (_sockio.pxd).
+                tideloop_recycle_bytes(self._recv_state.rx, data)  # noqa: F821
             else:
                 self._context.run(self._data_received, data)
         except (SystemExit, KeyboardInterrupt):
