@@ -27,6 +27,9 @@ import pytest
 
 PY313 = sys.version_info >= (3, 13)
 HEADER = 8 if PY313 else 0
+# gh-114887 (3.13, backported to 3.12.2 and 3.11.8; PyPy 3.11's stdlib has it): sock= rejects
+# only SOCK_STREAM, with "A datagram socket was expected" instead of "A UDP Socket ...".
+STREAM_ONLY_REJECTED = sys.version_info >= (3, 12, 2) or (3, 11, 8) <= sys.version_info < (3, 12)
 HAS_IPV6 = socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
 AF_UNIX = getattr(socket, "AF_UNIX", -1)
 unix_only = pytest.mark.skipif(AF_UNIX == -1, reason="needs AF_UNIX")
@@ -442,7 +445,7 @@ def test_sock_argument_errors(loop_impl: Any) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             with pytest.raises(ValueError) as info:
                 await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=tcp)
-            what = "A datagram socket" if PY313 else "A UDP Socket"
+            what = "A datagram socket" if STREAM_ONLY_REJECTED else "A UDP Socket"
             assert str(info.value) == f"{what} was expected, got {tcp!r}"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             with pytest.raises(ValueError) as info:

@@ -5,7 +5,7 @@ Every test that takes ``loop_impl`` runs on tideloop and on stock asyncio (ids `
 were made) are compared by running the same call on both loops. Tests of behaviour where
 stock asyncio is wrong run on tideloop only and say why.
 
-A "slow" address is a loopback listener with backlog 0 whose one queue slot is taken: Linux
+A "slow" address is a loopback listener with backlog 0 whose accept queue is filled: Linux
 drops further SYNs, so a connect() to it stays in progress (for minutes) until cancelled.
 Every test checks that no file descriptor is left open (``/proc/self/fd``).
 """
@@ -16,6 +16,7 @@ import asyncio
 import gc
 import os
 import socket
+import struct
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -123,12 +124,24 @@ class Listener:
         self.sock.close()
 
 
+def accept_queue_slots(sock: socket.socket) -> int:
+    """How many connections the listening sock queues before Linux drops SYNs.
+
+    Linux queues max_ack_backlog + 1; max_ack_backlog is read back (TCP_INFO's tcpi_sacked,
+    for a listener) rather than taken from listen()'s argument: PyPy raises 0 to 1.
+    """
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    (max_ack_backlog,) = struct.unpack_from("=I", info, 28)
+    return max_ack_backlog + 1
+
+
 def slow_listener(family: int = socket.AF_INET, host: str = "127.0.0.1") -> Listener:
     """A listener whose accept queue is full: a connect() to it stays in progress."""
     lst = Listener(family, host, backlog=0)
-    filler = socket.socket(family, socket.SOCK_STREAM)
-    filler.connect(lst.addr)  # takes the one slot; never accepted
-    lst.extra.append(filler)
+    for _ in range(accept_queue_slots(lst.sock)):
+        filler = socket.socket(family, socket.SOCK_STREAM)
+        lst.extra.append(filler)
+        filler.connect(lst.addr)  # takes a slot; never accepted
     return lst
 
 
