@@ -314,8 +314,8 @@ def test_happy_eyeballs_failure_leaves_no_reference_cycle(
         pytest.skip("asyncio before 3.14 keeps the Happy Eyeballs error lists alive")
     if sys.implementation.name == "pypy":
         pytest.skip(
-            "PyPy's asyncio Future is pure Python: the error's traceback holds Future.result()'s"
-            " frame, whose self (the failed future) holds the error"
+            "on PyPy, Future.result, Task.__wakeup and contextvars.Context.run are Python code:"
+            " their frames in the error's traceback hold the failed future, which holds the error"
         )
     ports = [refused_port(), refused_port()] if group else [refused_port()]
 
