@@ -9,7 +9,17 @@ in the venv that matches it:
     pure      TIDELOOP_NO_EXTENSIONS=1 pip install <repo>          row: tide-py
 
 The venvs live in bench/.build/<cache_tag>-<hash of the interpreter path>/ so that
-`--python` can point at other interpreters without clobbering each other. A tideloop venv is
+`--python` can point at other interpreters without clobbering each other; the snapshot and
+stage copies of the tree live there too, so runs on two interpreters at once do not clobber
+each other's build either.
+
+PyPy (`--python .../pypy3.11`): tideloop is pure Python there (setup.py installs pure by
+itself), so the compiled env is not applicable and its rows are n/a with that reason (not a
+failed build); uvloop is not even tried (no wheel for PyPy's ABI, and packages with compiled
+parts do not build for it here), so the base env holds nothing but asyncio. An interpreter
+without ensurepip (Debian strips it from its CPython and PyPy builds) gets its venvs made
+with `--without-pip`, and pip then installs itself from its own wheel, fetched once into
+bench/.build/pip-wheel/ by the running script's pip (or python3's). A tideloop venv is
 rebuilt from scratch (new venv, fresh copy of the tree) whenever the hash of the files that
 go into the build changes (taken from one snapshot per run, see snapshot()); a failed build
 is cached too, keyed by the same hash, so a broken tree costs one attempt, not one per run
@@ -24,6 +34,7 @@ with generated .c files.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -91,24 +102,82 @@ def _tail(text: str, n: int = 3) -> str:
     return " | ".join(lines[-n:])[-300:]
 
 
-def interpreter_tag(python: str) -> str:
-    rc, out = _run([python, "-c", "import sys; print(sys.implementation.cache_tag)"])
+@functools.cache
+def interpreter(python: str) -> dict:
+    """Facts about `python`: cache_tag, implementation ("cpython", "pypy"), version (e.g.
+    "3.11.17"), label (e.g. "PyPy 8.0.1 (Python 3.11.17)"), ensurepip (importable?)."""
+    code = ("import importlib.util as u, json, platform, sys; i = sys.implementation; "
+            "pypy = getattr(sys, 'pypy_version_info', None); "
+            "print(json.dumps({'cache_tag': i.cache_tag, 'implementation': i.name, "
+            "'version': platform.python_version(), "
+            "'pypy': '.'.join(map(str, pypy[:3])) if pypy else None, "
+            "'ensurepip': u.find_spec('ensurepip') is not None}))")
+    rc, out = _run([python, "-c", code])
     if rc != 0:
         raise SystemExit(f"cannot run --python {python}: {_tail(out)}")
+    info = json.loads(out.strip().splitlines()[-1])
+    info["label"] = (f"PyPy {info['pypy']} (Python {info['version']})" if info["pypy"]
+                     else f"Python {info['version']}")
+    return info
+
+
+def is_pypy(python: str) -> bool:
+    return interpreter(python)["implementation"] == "pypy"
+
+
+def interpreter_tag(python: str) -> str:
     real = os.path.realpath(shutil.which(python) or python)
-    return f"{out.strip()}-{hashlib.sha1(real.encode()).hexdigest()[:8]}"
+    return f"{interpreter(python)['cache_tag']}-{hashlib.sha1(real.encode()).hexdigest()[:8]}"
+
+
+# Why a row cannot exist at all on PyPy (not a failure: nothing to build).
+PYPY_NO_COMPILED = "not applicable on PyPy: tideloop is pure Python there (setup.py)"
+PYPY_NO_UVLOOP = ("not applicable on PyPy: uvloop has no wheel for this PyPy's ABI and "
+                  "packages with compiled parts do not build for it")
 
 
 def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def _pip_wheel(logfile: Path) -> tuple[Path | None, str]:
+    """pip's own wheel in bench/.build/pip-wheel/, fetched by the first working pip among
+    the running script's interpreter's and python3's; -> (wheel, "") or (None, why)."""
+    where = BUILD / "pip-wheel"
+    found = sorted(where.glob("pip-*.whl"))
+    if found:
+        return found[-1], ""
+    out = "no pip to download pip's wheel with"
+    for other in (sys.executable, "python3", "/usr/bin/python3"):
+        if _run([other, "-m", "pip", "--version"], timeout=60)[0] != 0:
+            continue
+        rc, out = _run([other, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                        "-d", where, "pip"], logfile=logfile)
+        found = sorted(where.glob("pip-*.whl"))
+        if rc == 0 and found:
+            return found[-1], ""
+    return None, f"cannot fetch pip's wheel: {_tail(out, 1)}"
+
+
 def _make_venv(python: str, venv: Path, logfile: Path) -> str | None:
-    """(Re)create venv; return an error string or None."""
+    """(Re)create venv with pip in it; return an error string or None.
+
+    Without ensurepip: `-m venv --without-pip`, then pip installs itself from its wheel
+    (`python pip-X.whl/pip install pip-X.whl`, the documented bootstrap)."""
     if venv.exists():
         shutil.rmtree(venv)
-    rc, out = _run([python, "-m", "venv", venv], logfile=logfile)
-    return None if rc == 0 else f"venv creation failed: {_tail(out)}"
+    if interpreter(python)["ensurepip"]:
+        rc, out = _run([python, "-m", "venv", venv], logfile=logfile)
+        return None if rc == 0 else f"venv creation failed: {_tail(out)}"
+    rc, out = _run([python, "-m", "venv", "--without-pip", venv], logfile=logfile)
+    if rc != 0:
+        return f"venv creation failed: {_tail(out)}"
+    wheel, why = _pip_wheel(logfile)
+    if wheel is None:
+        return why
+    rc, out = _run([_venv_python(venv), wheel / "pip", "install", "--quiet", wheel],
+                   logfile=logfile)
+    return None if rc == 0 else f"pip bootstrap from {wheel.name} failed: {_tail(out)}"
 
 
 def _build_inputs() -> list[Path]:
@@ -130,13 +199,14 @@ def _build_inputs() -> list[Path]:
     return files
 
 
-def snapshot() -> tuple[Path, str]:
-    """Copy the build inputs once to bench/.build/snapshot/ and return (it, its hash).
+def snapshot(python: str | None = None) -> tuple[Path, str]:
+    """Copy the build inputs once to bench/.build/<interpreter>/snapshot/ (no python:
+    bench/.build/snapshot/) and return (it, its hash).
 
     Both modes build from copies of this one snapshot, so the compiled and the pure rows of a
     run always come from the same source even while someone edits the tree meanwhile.
     """
-    snap = BUILD / "snapshot"
+    snap = (BUILD / interpreter_tag(python) if python else BUILD) / "snapshot"
     if snap.exists():
         shutil.rmtree(snap)
     snap.mkdir(parents=True)
@@ -152,7 +222,7 @@ def snapshot() -> tuple[Path, str]:
 
 
 def _stage(snap: Path, mode: str) -> Path:
-    stage = BUILD / f"stage-{mode}"
+    stage = snap.parent / f"stage-{mode}"
     if stage.exists():
         shutil.rmtree(stage)
     shutil.copytree(snap, stage)
@@ -170,7 +240,7 @@ def _probe_tideloop(py: Path) -> tuple[dict | None, str]:
 
 
 def base_env(python: str, rebuild: bool = False) -> Env:
-    """Venv with uvloop, for the asyncio and uvloop rows."""
+    """Venv with uvloop, for the asyncio and uvloop rows (on PyPy: without uvloop)."""
     root = BUILD / interpreter_tag(python)
     root.mkdir(parents=True, exist_ok=True)
     venv, stamp, logfile = root / "base", root / "base.stamp.json", root / "base.log"
@@ -183,8 +253,12 @@ def base_env(python: str, rebuild: bool = False) -> Env:
     err = _make_venv(python, venv, logfile)
     if err:
         return Env("base", None, err)
-    rc, out = _run([py, "-m", "pip", "install", "uvloop"], logfile=logfile)
     info = {"uvloop": None}
+    if is_pypy(python):
+        info["reason"] = PYPY_NO_UVLOOP
+        stamp.write_text(json.dumps(info))
+        return Env("base", str(py), info["reason"], info)
+    rc, out = _run([py, "-m", "pip", "install", "uvloop"], logfile=logfile)
     if rc == 0:
         rc, out = _run([py, "-I", "-c", "import uvloop; print(uvloop.__version__)"])
         info["uvloop"] = out.strip() if rc == 0 else None
@@ -199,9 +273,12 @@ def tideloop_env(python: str, mode: str, snap: tuple[Path, str] | None,
                  rebuild: bool = False) -> Env:
     """Venv with tideloop installed in `mode` ("compiled" or "pure"), built if stale.
 
-    snap is snapshot()'s result, taken once per run (None: take one now).
+    snap is snapshot()'s result, taken once per run (None: take one now). On PyPy the
+    compiled mode is not applicable: an unusable Env with that reason, nothing built.
     """
     pip_env, want_compiled = MODES[mode]
+    if want_compiled and is_pypy(python):
+        return Env(mode, None, PYPY_NO_COMPILED, {"not_applicable": True})
     if not (REPO / "src" / "tideloop" / "__init__.py").exists():
         return Env(mode, None, "src/tideloop/__init__.py does not exist yet")
     if not any((REPO / f).exists() for f in ("setup.py", "pyproject.toml")):
@@ -211,7 +288,7 @@ def tideloop_env(python: str, mode: str, snap: tuple[Path, str] | None,
     venv, stamp = root / mode, root / f"{mode}.stamp.json"
     logfile = root / f"{mode}.log"
     py = _venv_python(venv)
-    snap_dir, digest = snap or snapshot()
+    snap_dir, digest = snap or snapshot(python)
     if not rebuild and stamp.exists():
         info = json.loads(stamp.read_text())
         if info.get("hash") == digest:
@@ -263,7 +340,7 @@ def prepare(python: str, modes, rebuild: bool = False) -> tuple[dict[str, Env], 
     for mode in ("compiled", "pure"):
         if mode in modes:
             if snap is None and (REPO / "src" / "tideloop" / "__init__.py").exists():
-                snap = snapshot()
+                snap = snapshot(python)
             envs[mode] = tideloop_env(python, mode, snap, rebuild)
     return envs, snap[1] if snap else None
 

@@ -1,11 +1,12 @@
 """One sample of one micro benchmark, in a fresh process. Run by micro.py, not by hand.
 
-    python -I _micro_child.py IMPL WORKLOAD N INNER [profile]
+    python -I _micro_child.py IMPL WORKLOAD N INNER [warmup=K] [profile]
 
 Prints one JSON object on stdout: the wall and CPU time of each of INNER timed runs (after one
-warm-up run at N/2) plus what was actually running, so the parent can refuse a sample whose
-loop is not the one its row claims. Exit status 3 means "wrong implementation": the parent
-drops that row for the rest of the run rather than report numbers for the wrong thing.
+warm-up run at N/2 and then K more at full size, default 0; PyPy's JIT needs those) plus what
+was actually running, so the parent can refuse a sample whose loop is not the one its row
+claims. Exit status 3 means "wrong implementation": the parent drops that row for the rest
+of the run rather than report numbers for the wrong thing.
 
 With "profile" the timed runs execute under cProfile and the 30 costliest functions (by own
 time) go to stderr; only Python-level code shows, so it is for the pure build and asyncio.
@@ -219,7 +220,8 @@ class WrongImpl(Exception):
 
 def make_loop(impl):
     """Create the loop for impl and return (loop, facts); raise WrongImpl on a mismatch."""
-    facts = {"python": sys.version.split()[0], "executable": sys.executable}
+    facts = {"python": sys.version.split()[0], "implementation": sys.implementation.name,
+             "executable": sys.executable}
     if impl == "asyncio":
         loop = asyncio.new_event_loop()
         if not (isinstance(loop, asyncio.BaseEventLoop)
@@ -253,7 +255,8 @@ def make_loop(impl):
 
 def main(argv):
     impl, workload, n, inner = argv[0], argv[1], int(argv[2]), int(argv[3])
-    profile = argv[4:] == ["profile"]
+    profile = "profile" in argv[4:]
+    extra_warmup = next((int(a[7:]) for a in argv[4:] if a.startswith("warmup=")), 0)
     try:
         loop, facts = make_loop(impl)
     except WrongImpl as e:
@@ -272,6 +275,10 @@ def main(argv):
     try:
         warm = max(n // 2, 1)
         loop.run_until_complete(run(loop, warm, plan(warm)))
+        for _ in range(extra_warmup):
+            todo = run(loop, n, plan(n))
+            gc.collect()  # as before a timed run, so the GC's state is the timed runs' one
+            loop.run_until_complete(todo)
         walls, cpus = [], []
         prof = None
         if profile:
@@ -296,7 +303,7 @@ def main(argv):
         print(f"--- cProfile: {impl} {workload} n={n} x{inner} (times inflated by profiling)",
               file=sys.stderr)
         pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
-    facts.update(impl=impl, workload=workload, n=n, wall=walls, cpu=cpus)
+    facts.update(impl=impl, workload=workload, n=n, warmup=extra_warmup, wall=walls, cpu=cpus)
     print(json.dumps(facts))
     return 0
 

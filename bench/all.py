@@ -17,6 +17,11 @@ request, idle = RSS bytes per idle connection. Ratios are ``row / uvloop`` (0.80
 ``--instructions`` also runs instructions.py (user-space instructions per request of the echo
 servers under valgrind's callgrind, about 5 more minutes) into instructions.json; whenever
 that file is in ``--out``, summary.md gets a second table with those counts.
+
+``--python PATH`` is passed to every benchmark (the interpreter their venvs are made from).
+On PyPy the default ``--out`` is bench/results/latest-pypy/ (so a PyPy run never replaces the
+CPython results the top-level README shows), uvloop and tide-c are n/a, and the chart is
+relative to asyncio instead of uvloop.
 """
 
 from __future__ import annotations
@@ -125,7 +130,9 @@ def summary_md(costs, units, meta) -> str:
         "",
         f"Machine: {echo_meta.get('cpu_model', platform.processor() or '?')}, "
         f"{echo_meta.get('ncpu', '?')} CPUs; git {echo_meta.get('git_head', '?')}; "
-        f"{echo_meta.get('date', '')}. Command: `{meta.get('command', 'python bench/all.py')}`.",
+        f"{echo_meta.get('date', '')}; "
+        f"{echo_meta.get('interpreter') or meta.get('micro', {}).get('interpreter') or '?'}. "
+        f"Command: `{meta.get('command', 'python bench/all.py')}`.",
         "Cost per operation (lower is better): micro ns/op, echo server CPU us per request, "
         "idle RSS bytes per connection. Ratios are to uvloop's cost.",
         "",
@@ -183,14 +190,15 @@ def instructions_md(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart_svg(costs, units) -> str:
-    """Horizontal grouped bars: each row's cost / uvloop's, per workload; a line at 1.0."""
-    names = [n for n, row in costs.items() if row.get("uvloop")]
+def chart_svg(costs, units, ref: str = "uvloop") -> str:
+    """Horizontal grouped bars: each row's cost / ref's (uvloop's), per workload; a line at
+    1.0."""
+    names = [n for n, row in costs.items() if row.get(ref)]
     bar, gap, left, width = 9, 10, 150, 480
     group = bar * len(CHART_ROWS) + gap
     top = 40
     height = top + group * len(names) + 40
-    ratios = [costs[n][i] / costs[n]["uvloop"] for n in names for i in CHART_ROWS
+    ratios = [costs[n][i] / costs[n][ref] for n in names for i in CHART_ROWS
               if costs[n].get(i)]
     xmax = max([1.6, *ratios]) * 1.05
     scale = width / xmax
@@ -199,7 +207,7 @@ def chart_svg(costs, units) -> str:
         f'height="{height}" font-family="sans-serif" font-size="11">',
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="{left}" y="16" font-size="13" font-weight="bold">'
-        "cost per operation relative to uvloop (lower is better)</text>",
+        f"cost per operation relative to {ref} (lower is better)</text>",
     ]
     for k, (impl, color) in enumerate(CHART_ROWS.items()):
         x = left + k * 110
@@ -213,7 +221,7 @@ def chart_svg(costs, units) -> str:
             v = costs[name].get(impl)
             if not v:
                 continue
-            r = v / costs[name]["uvloop"]
+            r = v / costs[name][ref]
             y = y0 + k * bar
             out.append(f'<rect x="{left}" y="{y}" width="{r * scale:.1f}" height="{bar - 1}" '
                        f'fill="{CHART_ROWS[impl]}"/>')
@@ -222,7 +230,7 @@ def chart_svg(costs, units) -> str:
     x1 = left + scale
     out.append(f'<line x1="{x1:.1f}" y1="{top - 4}" x2="{x1:.1f}" y2="{height - 30}" '
                'stroke="black" stroke-dasharray="4,3"/>')
-    out.append(f'<text x="{x1:.1f}" y="{height - 16}" text-anchor="middle">uvloop = 1.0</text>')
+    out.append(f'<text x="{x1:.1f}" y="{height - 16}" text-anchor="middle">{ref} = 1.0</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -235,24 +243,31 @@ def main(argv=None) -> int:
                     help="also run instructions.py (callgrind; needs valgrind)")
     ap.add_argument("--echo-rounds", type=int, metavar="N",
                     help="rounds of echo.py (its default: 4); more steadies the medians")
-    ap.add_argument("--out", type=Path, default=BENCH / "results" / "latest")
+    ap.add_argument("--python", help="interpreter the benchmarks' venvs are made from (default: "
+                    "this one); passed to each benchmark")
+    ap.add_argument("--out", type=Path, help="where the results go (default "
+                    "bench/results/latest/, for PyPy bench/results/latest-pypy/)")
     args = ap.parse_args(argv)
-    out = args.out.resolve()
+    pypy = args.python is not None and "pypy" in subprocess.run(
+        [args.python, "-c", "import sys; print(sys.implementation.name)"],
+        capture_output=True, text=True).stdout
+    out = (args.out or BENCH / "results" / ("latest-pypy" if pypy else "latest")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rc = 0
     if not args.report_only:
         # The command that made the results, for the report (--report-only reads it back).
         (out / "command.txt").write_text(" ".join(["python bench/all.py", *sys.argv[1:]]))
         py = sys.executable
+        target = ["--python", args.python] if args.python else []
         quick = ["--quick"] if args.quick else []
         idle = ["--conns", "2000", "--rounds", "1"] if args.quick else []
-        rc |= run([py, "micro.py", *quick, "--json", str(out / "micro.json")])
+        rc |= run([py, "micro.py", *quick, *target, "--json", str(out / "micro.json")])
         rounds = ["--rounds", str(args.echo_rounds)] if args.echo_rounds else []
-        rc |= run([py, "echo.py", *quick, *rounds, "--json", str(out / "echo.json")])
-        rc |= run([py, "idle.py", *idle, "--json", str(out / "idle.json")])
+        rc |= run([py, "echo.py", *quick, *rounds, *target, "--json", str(out / "echo.json")])
+        rc |= run([py, "idle.py", *idle, *target, "--json", str(out / "idle.json")])
         if args.instructions:
             short = ["--warmup", "2", "--duration", "4"] if args.quick else []
-            rc |= run([py, "instructions.py", *short, "--json",
+            rc |= run([py, "instructions.py", *short, *target, "--json",
                        str(out / "instructions.json")])
     costs, units, meta = collect(out)
     if (out / "command.txt").exists():
@@ -265,7 +280,8 @@ def main(argv=None) -> int:
     if instructions:
         md += instructions_md(instructions)
     (out / "summary.md").write_text(md)
-    (out / "chart.svg").write_text(chart_svg(costs, units))
+    ref = "uvloop" if any(row.get("uvloop") for row in costs.values()) else "asyncio"
+    (out / "chart.svg").write_text(chart_svg(costs, units, ref))
     print("\n" + md)
     print(f"wrote {out / 'summary.md'} and {out / 'chart.svg'}", file=sys.stderr)
     return rc

@@ -36,6 +36,12 @@ rows then pay mmap+munmap per read, see README.md).
 Ratios are of CPU per request: "x uvloop" 0.88x means 12 % less server CPU per request than
 uvloop (lower is better); "of C" is the C server's CPU per request divided by this row's
 (100 % = as cheap as the ceiling). This is a measurement: nothing compares to a threshold.
+
+PyPy (--python .../pypy3.11): rows asyncio, tide-py and c-epoll (uvloop, tide-c and the HTTP
+row, which needs httptools, are n/a there). A fresh PyPy server keeps getting cheaper per
+request for seconds (asyncio's 1 KiB Protocol echo, in 1 s windows from the start: 18, 11,
+10.7, 9.9, 9.7 us per request; streams take longer), so there the default warm-up before
+the window is 5 s and the window 2 s (--warmup, --duration).
 """
 
 from __future__ import annotations
@@ -146,9 +152,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--impls", help="comma-separated subset of " + ",".join(IMPLS))
     ap.add_argument("--rounds", type=int, help="rounds (default 4, --quick 3)")
     ap.add_argument("--duration", type=float, help="measured seconds per run (default 1.0, "
-                    "--quick 0.5; wrk rounds it up to whole seconds)")
+                    "--quick 0.5; PyPy 2.0; wrk rounds it up to whole seconds)")
     ap.add_argument("--warmup", type=float, help="seconds of load before the window "
-                    "(default 0.3, --quick 0.2)")
+                    "(default 0.3, --quick 0.2; PyPy 5.0, its JIT's warm-up)")
     ap.add_argument("--server-clock", choices=("stat", "sched"), default="stat",
                     help="server CPU from /proc/PID/stat utime+stime (default; 10 ms ticks) "
                          "or summed /proc/PID/task/*/schedstat (ns); the JSON keeps both")
@@ -164,8 +170,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--json", metavar="PATH", help="also write all samples and stats here")
     args = ap.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 4)
-    args.duration = args.duration or (0.5 if args.quick else 1.0)
-    args.warmup = args.warmup if args.warmup is not None else (0.2 if args.quick else 0.3)
+    pypy = _envs.is_pypy(args.python)
+    args.duration = args.duration or (0.5 if args.quick else 2.0 if pypy else 1.0)
+    if args.warmup is None:
+        args.warmup = 5.0 if pypy else 0.2 if args.quick else 0.3
     pool = FULL if args.full or args.only else QUICK if args.quick else DEFAULT
     names = micro._pick(args.only, [w.name for w in FULL], "workload")
     args.workloads = [w for w in pool if w.name in names]
@@ -451,6 +459,8 @@ def setup_rows(args) -> tuple[dict, dict, dict, dict]:
     modes = {IMPL_ENV[i] for i in args.impl_list if i in IMPL_ENV}
     envs, source_hash = _envs.prepare(args.python, modes, args.rebuild)
     need_http = any(w.kind == "http" for w in args.workloads)
+    no_httptools = "httptools (compiled) does not install on PyPy" if _envs.is_pypy(
+        args.python) else ""
     python_of, dead, http_dead, tls_dead = {}, {}, {}, {}
     if any(w.kind == "tls" for w in args.workloads):
         cert = make_tls_cert()
@@ -474,11 +484,12 @@ def setup_rows(args) -> tuple[dict, dict, dict, dict]:
         else:
             python_of[impl] = env.python
             if need_http:
-                why = _envs.ensure_packages(env, {"httptools": "httptools"})
+                why = no_httptools or _envs.ensure_packages(env, {"httptools": "httptools"})
                 if why:
                     http_dead[impl] = why
     meta = {"envs": {k: {"python": e.python, "reason": e.reason, **e.info}
-                     for k, e in envs.items()}, "source_hash": source_hash}
+                     for k, e in envs.items()}, "source_hash": source_hash,
+            "interpreter": _envs.interpreter(args.python)["label"]}
     return (python_of, dead,
             {"binaries": binaries, "http_dead": http_dead, "tls_dead": tls_dead}, meta)
 
@@ -520,7 +531,8 @@ def run_rounds(args, cmds, na, pins, loadgen) -> tuple[dict, bool]:
 
 def print_report(args, meta, report, versions) -> None:
     print()
-    print(f"tideloop server benchmarks  {meta['date']}  {meta['cpu_model']}")
+    print(f"tideloop server benchmarks  {meta['date']}  {meta['interpreter']}  "
+          f"{meta['cpu_model']}")
     dirty = " (src dirty)" if meta["git_dirty"] else ""
     print(f"rounds={args.rounds} warmup={args.warmup}s duration={args.duration}s "
           f"server-cpu={args.server_cpu} client-cpu={args.client_cpu} "

@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import _envs
 import echo
 import micro
 
@@ -68,12 +69,16 @@ def measure(cmd: list[str], conns: int, pin: list[str]) -> dict:
     try:
         # One echo first: whatever the server builds lazily on its first connection is
         # not per-connection cost.
+        base_fds = socket_fds(pid)
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"x" * 64)
             got = b""
             while len(got) < 64:
                 got += s.recv(64)
-        base_fds = socket_fds(pid)
+        # The server closes its end of that connection when it sees EOF, which a slow server
+        # (PyPy's, still warming up) may not have done yet: counting now would expect one
+        # socket too many below and wait for it in vain.
+        wait_for(lambda: socket_fds(pid) <= base_fds, 10, "the first connection to close")
         time.sleep(0.2)
         before = rss_bytes(pid)
         for _ in range(conns):
@@ -128,7 +133,7 @@ def main(argv=None) -> int:
     med = {i: statistics.median(s["per_conn"] for s in v) for i, v in samples.items() if v}
     print(f"\nRSS per idle TCP connection, {args.conns} connections, median of {args.rounds} "
           f"rounds  (git {micro._git('rev-parse', '--short', 'HEAD')}, "
-          f"Python {sys.version.split()[0]})\n")
+          f"{_envs.interpreter(args.python)['label']})\n")
     print(f"{'impl':8} {'bytes/conn':>10} {'min..max':>15}  {'x uvloop':>8}")
     for impl in impls:
         if impl not in med:

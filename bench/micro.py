@@ -11,21 +11,29 @@ Rows (implementations), in the order they take turns:
     tide-c    tideloop.new_event_loop(), tideloop.COMPILED    (venv "compiled")
     tide-py   tideloop.new_event_loop(), not COMPILED         (venv "pure")
 The venvs are built and cached by _envs.py under bench/.build/ and rebuilt when the tree
-changes. A row that cannot run (tideloop not installable yet, build failed, uvloop missing)
-prints "n/a (reason)" and the others still run.
+changes. A row that cannot run (tideloop not installable yet, build failed, uvloop missing;
+on PyPy uvloop and tide-c, which do not exist there) prints "n/a (reason)" and the others
+still run.
 
 Method. Every sample is one fresh process (`taskset -c CPU python -I _micro_child.py ...`),
 so implementations never share a process, allocator or interpreter warm state. The child
 creates the loop, checks that it is the implementation its row claims (a tideloop row also
-checks tideloop.COMPILED), runs the workload once at half size as a warm-up, then INNER timed
-runs; the sample is the median of those. A run is timed by the CPU time of the sample process
-(--clock cpu, the default: user + system time, so time spent preempted by other work on this
-shared machine does not count; both socket ends live in the one process) or by wall time.
+checks tideloop.COMPILED), runs the workload once at half size as a warm-up (plus WARMUP more
+at full size), then INNER timed runs; the sample is the median of those (--sample-stat). A
+run is timed by the CPU time of the sample process (--clock cpu, the default: user + system
+time, so time spent preempted by other work on this shared machine does not count; both
+socket ends live in the one process) or by wall time.
 One round runs every workload once for every implementation, implementations interleaved
 round-robin (asyncio, uvloop, tide-c, tide-py, asyncio, ...), so slow drift hits all rows
 alike. The table reports, per cell, the median over rounds and the spread (min..max and the
 interquartile range as a percentage of the median). Ratios are of ops/s (speed): 1.25x vs
 asyncio means 25 % more operations per second than asyncio, i.e. 0.8x its time per op.
+
+PyPy (--python .../pypy3.11): rows asyncio and tide-py. The JIT has to trace the hot loops
+first, so the defaults there are 5 full-size warm-up runs and 6 timed runs per sample, and the
+sample is their mean: a major collection of PyPy's GC lands in some timed runs and not in
+others (sock_1k alternates between two levels run after run), and the mean charges that
+work to every run alike where a median would pick one phase.
 
 This is a measurement, not a test: nothing here compares against a threshold.
 """
@@ -95,7 +103,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="about 30 s: 5 rounds, 2 timed runs per sample, half-size runs")
     ap.add_argument("--rounds", type=int, help="rounds (default 15, --quick 5)")
-    ap.add_argument("--inner", type=int, help="timed runs per sample (default 3, --quick 2)")
+    ap.add_argument("--inner", type=int,
+                    help="timed runs per sample (default 3, --quick 2; PyPy 6, --quick 4)")
+    ap.add_argument("--warmup", type=int, help="full-size warm-up runs per sample after the "
+                    "half-size one (default 0; PyPy 5: its JIT needs them)")
+    ap.add_argument("--sample-stat", choices=("median", "mean"),
+                    help="how a sample sums up its timed runs (default median; PyPy mean)")
     ap.add_argument("--scale", type=float, help="multiply every N (default 1, --quick 0.5)")
     ap.add_argument("--only", help="comma-separated workloads or prefixes (e.g. sock,timers)")
     ap.add_argument("--impls", help="comma-separated subset of " + ",".join(IMPLS))
@@ -114,13 +127,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="instead of benchmarking, run one sample per selected cell under "
                          "cProfile and print the top functions (useful for asyncio, tide-py)")
     args = ap.parse_args(argv)
+    pypy = _envs.is_pypy(args.python)
     args.rounds = args.rounds or (5 if args.quick else 15)
-    args.inner = args.inner or (2 if args.quick else 3)
+    args.inner = args.inner or ((4 if args.quick else 6) if pypy else (2 if args.quick else 3))
+    args.warmup = args.warmup if args.warmup is not None else (5 if pypy else 0)
+    args.sample_stat = args.sample_stat or ("mean" if pypy else "median")
     args.scale = args.scale or (0.5 if args.quick else 1.0)
     args.workloads = _pick(args.only, list(WORKLOADS), "workload")
     args.impl_list = _pick(args.impls, IMPLS, "implementation", IMPL_ALIASES)
-    if args.rounds < 1 or args.inner < 1 or args.scale <= 0:
-        raise SystemExit("--rounds, --inner and --scale must be positive")
+    if args.rounds < 1 or args.inner < 1 or args.scale <= 0 or args.warmup < 0:
+        raise SystemExit("--rounds, --inner and --scale must be positive, --warmup not "
+                         "negative")
     return args
 
 
@@ -140,9 +157,12 @@ def pin_prefix(cpu: str) -> list[str]:
 
 
 def run_sample(python: str, pin: list[str], impl: str, workload: str, n: int, inner: int,
-               timeout: float, profile: bool = False) -> tuple[dict | None, str, bool]:
+               timeout: float, profile: bool = False,
+               warmup: int = 0) -> tuple[dict | None, str, bool]:
     """Run one sample; return (result, error, wrong_impl)."""
     cmd = pin + [python, "-I", str(CHILD), impl, workload, str(n), str(inner)]
+    if warmup:
+        cmd.append(f"warmup={warmup}")
     if profile:
         cmd.append("profile")
     try:
@@ -300,7 +320,8 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": platform.node(), "cpu_model": _cpu_model(), "ncpu": os.cpu_count(),
         "clock": args.clock, "pinned_cpu": args.cpu if pin else None,
-        "rounds": args.rounds, "inner": args.inner,
+        "rounds": args.rounds, "inner": args.inner, "warmup": args.warmup,
+        "sample_stat": args.sample_stat, "interpreter": _envs.interpreter(args.python)["label"],
         "scale": args.scale, "git_head": _git("rev-parse", "--short", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
         "loadavg_start": _loadavg(),
@@ -315,7 +336,7 @@ def main(argv=None) -> int:
     for mode in ("compiled", "pure"):
         if mode in wanted:
             if snap is None and (_envs.REPO / "src" / "tideloop" / "__init__.py").exists():
-                snap = _envs.snapshot()
+                snap = _envs.snapshot(args.python)
                 meta["source_hash"] = snap[1]
             envs[mode] = _envs.tideloop_env(args.python, mode, snap, args.rebuild)
     python_of, dead = {}, {}
@@ -341,7 +362,7 @@ def main(argv=None) -> int:
                     print(f"{w}/{impl}: n/a ({dead[impl]})")
                     continue
                 res, err, _ = run_sample(python_of[impl], pin, impl, w, n, 1, args.timeout,
-                                         profile=True)
+                                         profile=True, warmup=args.warmup)
                 if res is None:
                     print(f"{w}/{impl}: failed: {err}")
         return 0
@@ -350,8 +371,9 @@ def main(argv=None) -> int:
     raw = {w: {i: [] for i in args.impl_list} for w in args.workloads}
     na: dict[str, dict[str, str]] = {w: dict(dead) for w in args.workloads}
     facts: dict[str, dict] = {}
-    log(f"micro: {len(args.workloads)} workloads x {len(args.impl_list)} impls x "
-        f"{args.rounds} rounds, {args.inner} timed runs per sample, pinned to "
+    log(f"micro ({meta['interpreter']}): {len(args.workloads)} workloads x "
+        f"{len(args.impl_list)} impls x {args.rounds} rounds, {args.warmup} full warm-up + "
+        f"{args.inner} timed runs per sample ({args.sample_stat}), pinned to "
         f"{'cpu ' + args.cpu if pin else 'nothing'}")
     for impl, why in dead.items():
         log(f"  {impl}: n/a ({why})")
@@ -365,7 +387,7 @@ def main(argv=None) -> int:
                     if impl in na[w]:
                         continue
                     res, err, wrong = run_sample(python_of[impl], pin, impl, w, n,
-                                                 args.inner, args.timeout)
+                                                 args.inner, args.timeout, warmup=args.warmup)
                     if wrong:  # the row is not what it claims: drop it everywhere
                         log(f"  {impl}: ABORTED, wrong implementation: {err}")
                         for ww in args.workloads:
@@ -379,7 +401,8 @@ def main(argv=None) -> int:
                     facts.setdefault(impl, {k: v for k, v in res.items()
                                             if k not in ("wall", "cpu", "workload", "n", "impl")})
                     raw[w][impl].append({"wall": res["wall"], "cpu": res["cpu"]})
-                    ns_samples[w][impl].append(statistics.median(res[args.clock]) / n * 1e9)
+                    stat = getattr(statistics, args.sample_stat)
+                    ns_samples[w][impl].append(stat(res[args.clock]) / n * 1e9)
             spent = time.monotonic() - t_round
             log(f"round {rnd}/{args.rounds} took {spent:.1f} s"
                 + (f", about {spent * (args.rounds - rnd):.0f} s to go"
@@ -394,10 +417,13 @@ def main(argv=None) -> int:
     report = build_report(args, ns_samples, na)
 
     print()
-    print(f"tideloop micro benchmarks  {meta['date']}  python {meta['python_version']}  "
+    print(f"tideloop micro benchmarks  {meta['date']}  {meta['interpreter']}  "
           f"{meta['cpu_model']}")
     dirty = " (src dirty)" if meta["git_dirty"] else ""
-    print(f"clock={args.clock} rounds={args.rounds} inner={args.inner} scale={args.scale} pinned="
+    warm = f" warmup={args.warmup}" if args.warmup else ""
+    stat = f" sample={args.sample_stat}" if args.sample_stat != "median" else ""
+    print(f"clock={args.clock} rounds={args.rounds}{warm} inner={args.inner}{stat} "
+          f"scale={args.scale} pinned="
           f"{meta['pinned_cpu']}  git {meta['git_head']}{dirty}"
           f"  load {meta['loadavg_start']} -> {meta['loadavg_end']}  {meta['elapsed_s']} s")
     uv = envs.get("base").info.get("uvloop") if "base" in envs else None
