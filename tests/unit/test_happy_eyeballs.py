@@ -414,9 +414,11 @@ def test_staggered_race_cancelled_waits_for_attempts(loop_impl: LoopFactory) -> 
     from tideloop._net.staggered import staggered_race
 
     async def main() -> None:
+        started: list[int] = []
         finished: list[int] = []
 
         async def attempt(i: int) -> None:
+            started.append(i)
             try:
                 await asyncio.sleep(100)
             finally:
@@ -426,7 +428,10 @@ def test_staggered_race_cancelled_waits_for_attempts(loop_impl: LoopFactory) -> 
         race = asyncio.ensure_future(
             staggered_race([lambda i=i: attempt(i) for i in range(3)], 0.01)
         )
-        await asyncio.sleep(0.1)
+        # Until all three run (not a fixed sleep: a stalled machine must not fail the test).
+        async with asyncio.timeout(10):
+            while len(started) < 3:
+                await asyncio.sleep(0.005)
         race.cancel()
         with pytest.raises(asyncio.CancelledError):
             await race
