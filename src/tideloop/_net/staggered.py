@@ -168,16 +168,18 @@ class _Race:
         except BaseException as exc:  # cancelled, or iterating coro_fns failed
             error = exc
         # Never leave an attempt running: cancel the rest and wait until all have finished.
+        # Each is cancelled once, and again only if the race itself is cancelled again while
+        # it waits (as asyncio 3.13's staggered_race): a second cancel() would interrupt an
+        # attempt's own cleanup (its finally: await ...) at its next wake-up.
+        self._cancel_running()
         while self._running:
-            for task in self._tasks:
-                if not task.done():
-                    task.cancel()
             self._wakeup = self._loop.create_future()
             try:
                 await self._wakeup
             except _CancelledError as exc:
                 if error is None:
                     error = exc
+                self._cancel_running()
             finally:
                 self._wakeup = None
         try:
@@ -191,6 +193,11 @@ class _Race:
         finally:
             error = self._fatal = None
             self._exceptions = []  # break cycles through the exceptions' tracebacks
+
+    def _cancel_running(self) -> None:
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
 
     async def _race(self) -> None:
         try:
