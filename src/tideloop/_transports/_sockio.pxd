@@ -289,23 +289,22 @@ cdef extern from *:
         return (Py_ssize_t)n;
     }
 
-    /* ctx.run(func, arg) without looking up and binding Context.run per call: the same
-       enter/call/exit as CPython's context_run (entering a context twice raises its
-       RuntimeError; exiting keeps the call's exception). */
-    static CYTHON_UNUSED PyObject *tideloop_context_call1(PyObject *ctx, PyObject *func,
-                                                          PyObject *arg) {
-        PyObject *res;
-        if (PyContext_Enter(ctx) < 0) return NULL;
-        res = PyObject_CallOneArg(func, arg);
-        if (PyContext_Exit(ctx) < 0) { Py_XDECREF(res); return NULL; }
-        return res;
+    /* Enter / exit a contextvars.Context around a block of C code (TransportCore's
+       readiness entry points): what Context.run does, without a call per entry (entering
+       a context twice raises its RuntimeError). */
+    static CYTHON_UNUSED int tideloop_context_enter(PyObject *ctx) {
+        return PyContext_Enter(ctx);
+    }
+    static CYTHON_UNUSED int tideloop_context_exit(PyObject *ctx) {
+        return PyContext_Exit(ctx);
     }
     """
     ctypedef struct tideloop_rx:
         pass
     tideloop_rx *tideloop_rx_new()
     void tideloop_rx_free(tideloop_rx *rx)
-    object tideloop_context_call1(object ctx, object func, object arg)
+    int tideloop_context_enter(object ctx) except -1
+    int tideloop_context_exit(object ctx) except -1
     object tideloop_recv_bytes(tideloop_rx *rx, int fd, Py_ssize_t size)
     object tideloop_recv_bytes_hint(tideloop_rx *rx, int fd, Py_ssize_t size, Py_ssize_t hint)
     void tideloop_recycle_bytes(tideloop_rx *rx, object b)

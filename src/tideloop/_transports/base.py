@@ -12,17 +12,36 @@ instance layout that no extension type can share, so a compiled class cannot inh
 them; yet ``isinstance(transport, asyncio.Transport)`` must hold (CPython's own tests assert
 it). The facade costs one forwarding call on the write path and nothing on the read path.
 
-The closing protocol, as asyncio's ``_SelectorTransport``:
+One lifecycle for every core (``_state``; changed only through ``_set_state``, which checks
+the transition against ``_NEXT`` and raises AssertionError on any other)::
 
-    open --close()--> closing --(buffer flushed)--> conn_lost --(next pass)--> closed
-    open/closing --abort()/fatal error--> conn_lost --(next pass)--> closed
+    OPEN --close() with output buffered--> CLOSING
+    OPEN --close() with nothing buffered, abort(), EOF, fatal error--> LOST
+    CLOSING --abort(), fatal error, peer gone--> LOST
+    CLOSING --buffer flushed--> CLOSED   (connection_lost called at once, as asyncio)
+    LOST --next pass--> CLOSED           (connection_lost called)
 
-``connection_lost`` is called exactly once, on the pass after ``_conn_lost`` became non-zero,
-and only if ``connection_made`` was called. After it, ``_sock``, ``_protocol`` and ``_loop``
-are None.
+``connection_lost`` runs exactly once, on entering CLOSED, and only if ``connection_made`` was
+called; after it ``_sock``, ``_protocol`` and ``_loop`` are None. A transport kind may use a
+subset (a read pipe never enters CLOSING). TLS is not a core: its app-side grammar is
+asyncio's ``SSLProtocol`` one (``tls.py``), layered over a stream core's lifecycle.
 
-Invariant: ``_conn_lost > 0`` iff ``_call_connection_lost`` is scheduled or has run.
-Invariant: ``_closing`` is True once close(), abort() or a fatal error happened; never reset.
+Invariant: ``_closing`` is True iff ``_state != OPEN`` (is_closing()).
+Invariant: ``_conn_lost`` keeps asyncio's per-kind meaning (stream and datagram: 1 once
+connection_lost is scheduled, then one more per write after it; write pipe: failed or late
+writes), used only to warn from the 5th such write on; the lifecycle is ``_state``.
+
+Contexts (``contextvars``), as asyncio, where each reader or writer Handle runs in a copy of the
+context current when the reader or writer was added:
+
+- the loop calls a core only through ``_on_readable`` / ``_on_writable``, defined here and
+  nowhere else: they enter ``_context`` (copied at creation, again at each resume_reading())
+  or ``_write_context`` (copied when a write first buffers) and call the subclass's
+  ``_read_ready`` / ``_write_ready``. Every protocol callback a readiness event causes, and
+  everything it schedules, therefore runs in that context: none can be written outside it;
+- connection_made, and connection_lost after close()/abort(), run in a copy of the context
+  that scheduled them (call_soon's rule); pause_writing and error_received raised by a
+  write run in the writer's context, synchronously, as in asyncio.
 """
 
 from __future__ import annotations
@@ -42,6 +61,17 @@ _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITE
 
 
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
+
+# The lifecycle's states (ints: C ints in the compiled build) and its legal transitions.
+OPEN = 0
+CLOSING = 1
+LOST = 2
+CLOSED = 3
+# _NEXT_<state> has bit s set iff <state> -> s is a legal transition.
+_NEXT_OPEN = (1 << CLOSING) | (1 << LOST)
+_NEXT_CLOSING = (1 << LOST) | (1 << CLOSED)
+_NEXT_LOST = 1 << CLOSED
+_STATE_NAMES = ("OPEN", "CLOSING", "LOST", "CLOSED")
 # True in the compiled build: every loop a transport is made for gets a RecvState.
 _NATIVE = not __file__.endswith(".py")
 
@@ -88,8 +118,31 @@ class RecvState:
         tideloop_rx_free(self.rx)  # noqa: F821
 
 
+def _next_states(state: int) -> int:
+    if state == OPEN:
+        return _NEXT_OPEN
+    if state == CLOSING:
+        return _NEXT_CLOSING
+    if state == LOST:
+        return _NEXT_LOST
+    return 0
+
+
+def _check_transition(core: Any, old: int, new: int) -> None:
+    """Raise AssertionError unless old -> new is a legal lifecycle transition."""
+    if not (_next_states(old) >> new) & 1:
+        raise AssertionError(
+            f"{type(core).__name__}: illegal transition "
+            f"{_STATE_NAMES[old]} -> {_STATE_NAMES[new]}"
+        )
+
+
 class TransportCore(IOWatcher):
-    """State and behaviour common to the stream, datagram and pipe transports' cores."""
+    """State and behaviour common to the stream, datagram and pipe transports' cores.
+
+    Subclasses implement ``_read_ready`` / ``_write_ready`` (never ``_on_readable`` /
+    ``_on_writable``: see "Contexts" in the module docstring).
+    """
 
     __slots__ = (
         "_loop",
@@ -100,7 +153,9 @@ class TransportCore(IOWatcher):
         "_sock_fd",
         "_extra",
         "_context",
+        "_write_context",
         "_server",
+        "_state",
         "_closing",
         "_conn_lost",
         "_protocol_connected",
@@ -131,7 +186,10 @@ class TransportCore(IOWatcher):
         # asyncio's reader/writer handles do; a creator that already runs in a fresh copy made
         # for this transport (the server's accept) passes it, saving a Context per connection.
         self._context = _copy_context() if context is None else context
+        # The context _write_ready runs in: copied by the write that started buffering.
+        self._write_context = None
         self._server = None
+        self._state = OPEN
         self._closing = False
         self._conn_lost = 0
         self._protocol_connected = False
@@ -141,6 +199,52 @@ class TransportCore(IOWatcher):
         self._low_water = 16 * 1024
         self._paused = False  # pause_reading() called (and not resumed)
         self._reading = False  # registered with the loop for reading
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _set_state(self, state: int) -> None:
+        """Move to ``state``; AssertionError if the lifecycle has no such transition."""
+        _check_transition(self, self._state, state)
+        self._state = state
+        self._closing = True
+
+    # ------------------------------------------------------------------ readiness
+    # The loop's only ways in (IOWatcher). Each enters the context the event belongs to, so
+    # whatever protocol callback the event leads to runs there.
+
+    def _on_readable(self) -> None:
+        if _NATIVE:
+            context = self._context
+            tideloop_context_enter(context)  # noqa: F821
+            try:
+                self._read_ready()
+            finally:
+                tideloop_context_exit(context)  # noqa: F821
+        else:
+            self._context.run(self._read_ready)
+
+    def _on_writable(self) -> None:
+        if _NATIVE:
+            context = self._write_context
+            tideloop_context_enter(context)  # noqa: F821
+            try:
+                self._write_ready()
+            finally:
+                tideloop_context_exit(context)  # noqa: F821
+        else:
+            self._write_context.run(self._write_ready)
+
+    def _read_ready(self) -> None:
+        raise NotImplementedError
+
+    def _write_ready(self) -> None:
+        raise NotImplementedError
+
+    def _add_writer(self) -> None:
+        """Watch the fd for writability, from a write that buffers (in the writer's context,
+        which _write_ready will run in, as asyncio's writer Handle)."""
+        self._write_context = _copy_context()
+        self._loop._add_writer(self._sock_fd, self)
 
     # ------------------------------------------------------------------ basics
 
@@ -284,6 +388,8 @@ class TransportCore(IOWatcher):
         if self._closing or not self._paused:
             return
         self._paused = False
+        # asyncio re-adds its reader Handle here, in a copy of the caller's context.
+        self._context = _copy_context()
         self._start_reading()
         if self._loop.get_debug():
             _logger().debug("%r resumes reading", self._facade)
@@ -299,27 +405,30 @@ class TransportCore(IOWatcher):
         """Stop reading; connection_lost(None) follows once the write buffer is flushed."""
         if self._closing:
             return
-        self._closing = True
+        if self._buffer_size:  # invariant: 0 iff nothing is buffered
+            self._set_state(CLOSING)
+            self._stop_reading()
+            return
+        self._set_state(LOST)
         self._stop_reading()
-        if not self._buffer_size:  # invariant: 0 iff nothing is buffered
-            self._conn_lost += 1
-            self._loop._remove_writer(self._sock_fd)
-            self._loop.call_soon(self._call_connection_lost, None)
+        self._conn_lost += 1
+        self._loop._remove_writer(self._sock_fd)
+        self._loop.call_soon(self._call_connection_lost, None)
 
     def _force_close(self, exc: BaseException | None) -> None:
         """Close now, dropping buffered output; connection_lost(exc) follows."""
-        if self._conn_lost:
+        if self._state >= LOST:
             return
         if self._buffer_size:
             self._clear_buffer()
             self._loop._remove_writer(self._sock_fd)
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
+        self._set_state(LOST)
+        self._stop_reading()
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
+        self._set_state(CLOSED)
         try:
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)

@@ -18,6 +18,8 @@ cdef Py_ssize_t _HEADER_SIZE
 cdef bint _SEND_EMPTY
 cdef int _DATAGRAMS_PER_PASS
 cdef bint _NATIVE
+cdef int CLOSING
+cdef int LOST
 
 
 cdef class DatagramCore(TransportCore):
@@ -32,10 +34,10 @@ cdef class DatagramCore(TransportCore):
     cdef object _error_received
 
     @cython.locals(rx='tideloop_rx *')
-    cpdef _on_readable(self)
+    cpdef _read_ready(self)
     @cython.locals(chunk=bytes)
     cpdef sendto(self, object data, object addr=*)
     @cython.locals(buffer=object, item=tuple, data=bytes)
-    cpdef _on_writable(self)
+    cpdef _write_ready(self)
     cpdef _clear_buffer(self)
     cpdef _call_connection_lost(self, object exc)

@@ -31,17 +31,18 @@ Where this differs from asyncio, on purpose (each a crash or a leak there):
 - A datagram that an unconnected transport sends after close() (asyncio still tries those)
   and that would block is dropped instead of buffered: nothing would flush it.
 
-Readiness comes straight from the loop (``_on_readable`` / ``_on_writable``, see
-``_core/watcher.py``). An exception raised by datagram_received() or error_received()
+Readiness comes straight from the loop: TransportCore's ``_on_readable`` / ``_on_writable``
+enter the event's context and call ``_read_ready`` / ``_write_ready`` here (see "Contexts"
+in ``base.py``). An exception raised by datagram_received() or error_received()
 escapes to the loop, which reports it through the exception handler and keeps the transport
 open, as asyncio does for its reader handle.
 
 Invariant: ``_buffer`` holds ``(bytes, addr)`` tuples; ``_buffer_size`` is the sum of
 ``len(data) + _HEADER_SIZE`` over them.
-Invariant: the fd is watched for writing iff ``_buffer`` is non-empty; then ``_conn_lost == 0``.
+Invariant: the fd is watched for writing iff ``_buffer`` is non-empty; then ``_state < LOST``.
 Invariant: the fd is watched for reading iff ``_reading``; then connection_made has been
 scheduled and ``is_reading()``.
-Invariant: ``_conn_lost > 0`` once connection_lost is scheduled or has run (so ``_loop`` is
+Invariant: ``_state >= LOST`` once connection_lost is scheduled or has run (so ``_loop`` is
 never used after it is released).
 """
 
@@ -54,7 +55,7 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import Facade, ReadFacade, TransportCore, WriteFacade, _protocol_method
+from .base import CLOSING, LOST, Facade, ReadFacade, TransportCore, WriteFacade, _protocol_method
 
 _MAX_SIZE = 256 * 1024  # as asyncio (_SelectorTransport.max_size): the most one recvfrom asks
 # An IP datagram carries at most 65535 bytes in all (UDP: 65507 payload bytes over IPv4, 65527
@@ -121,7 +122,7 @@ class DatagramCore(TransportCore):
 
     # ------------------------------------------------------------------ reading
 
-    def _on_readable(self) -> None:
+    def _read_ready(self) -> None:
         """Deliver up to _DATAGRAMS_PER_PASS queued datagrams, stopping at EAGAIN, an error,
         or once a callback paused or closed the transport.
 
@@ -130,7 +131,7 @@ class DatagramCore(TransportCore):
         so uvloop, reads up to 32 per readiness event. The order of datagrams and callbacks
         is unchanged; only other callbacks wait for the batch.
         """
-        if self._conn_lost:
+        if self._state >= LOST:
             return
         for _ in range(_DATAGRAMS_PER_PASS):
             try:
@@ -149,15 +150,15 @@ class DatagramCore(TransportCore):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._context.run(self._error_received, exc)
+                self._error_received(exc)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return
-            self._context.run(self._datagram_received, data, addr)
-            if not self._reading or self._conn_lost:
+            self._datagram_received(data, addr)
+            if not self._reading or self._state >= LOST:
                 return
 
     # ------------------------------------------------------------------ writing
@@ -174,7 +175,7 @@ class DatagramCore(TransportCore):
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = self._address
-        if self._sock is None or (self._conn_lost and self._address):
+        if self._sock is None or (self._state >= LOST and self._address):
             # (_sock is None: connection_lost ran, or the facade's finalizer closed the socket
             # while someone kept this bound method; the fd number may already be reused.)
             self._write_after_conn_lost()
@@ -195,9 +196,9 @@ class DatagramCore(TransportCore):
                     self._sock.send(data)
                 return
             except (BlockingIOError, InterruptedError):
-                if self._conn_lost:
+                if self._state >= LOST:
                     return  # connection_lost is scheduled: nothing would flush it
-                self._loop._add_writer(self._sock_fd, self)
+                self._add_writer()
             except OSError as exc:
                 self._error_received(exc)
                 return
@@ -212,8 +213,8 @@ class DatagramCore(TransportCore):
         self._buffer_size += len(chunk) + _HEADER_SIZE
         self._maybe_pause_protocol()
 
-    def _on_writable(self) -> None:
-        if self._conn_lost:
+    def _write_ready(self) -> None:
+        if self._state >= LOST:
             return
         buffer = self._buffer
         while buffer:
@@ -232,19 +233,19 @@ class DatagramCore(TransportCore):
                 self._buffer_size += len(data) + _HEADER_SIZE
                 break
             except OSError as exc:
-                self._context.run(self._error_received, exc)
+                self._error_received(exc)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on datagram transport")
                 return
-        self._maybe_resume_protocol()  # May append to buffer.
-        if not buffer and not self._conn_lost:
+        self._maybe_resume_protocol()  # May append to the buffer, or abort.
+        if not buffer and self._state < LOST:
             self._loop._remove_writer(self._sock_fd)
-            if self._closing:
+            if self._state == CLOSING:
                 self._conn_lost += 1
-                self._context.run(self._call_connection_lost, None)
+                self._call_connection_lost(None)
 
     def _clear_buffer(self) -> None:
         self._buffer.clear()

@@ -46,16 +46,9 @@ Some facts about pipes
 Pipe transports are not entered in ``loop._transports`` (asyncio's Unix loop does not either),
 so ``add_reader`` on their fd behaves as on asyncio.
 
-Lifecycle (``_state``, changed only through ``_set_state``, which checks ``_NEXT``):
-
-    OPEN --close()/write_eof() with data buffered (write side)--> CLOSING
-    OPEN --EOF, close(), write_eof(), abort(), error, peer gone--> LOST
-    CLOSING --abort(), error, peer gone--> LOST
-    CLOSING --buffer flushed--> CLOSED   (connection_lost called at once, as asyncio)
-    LOST --next pass--> CLOSED           (connection_lost called)
-
-Invariant: ``_closing`` is True iff ``_state != PIPE_OPEN``.
-Invariant: connection_lost is called exactly once, on entering CLOSED; after it ``_sock``
+Lifecycle: TransportCore's (``base.py``). The read side goes OPEN -> LOST (EOF, close(),
+abort(), error) -> CLOSED; the write side also OPEN -> CLOSING on close()/write_eof() with
+data buffered, and CLOSING -> CLOSED when the buffer drains. After connection_lost ``_sock``
 (the pipe object), ``_protocol`` and ``_loop`` are None.
 Invariant (read): the fd is watched for reading iff ``_reading``; ``_reading`` implies
 ``is_reading()``.
@@ -74,17 +67,7 @@ from asyncio import futures as _futures
 from asyncio import transports as _transports
 from typing import Any
 
-from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger
-
-PIPE_OPEN = 0
-PIPE_CLOSING = 1
-PIPE_LOST = 2
-PIPE_CLOSED = 3
-# _NEXT[state] has bit s set iff state -> s is a legal transition.
-_NEXT_OPEN = (1 << PIPE_CLOSING) | (1 << PIPE_LOST)
-_NEXT_CLOSING = (1 << PIPE_LOST) | (1 << PIPE_CLOSED)
-_NEXT_LOST = 1 << PIPE_CLOSED
-_STATE_NAMES = ("OPEN", "CLOSING", "LOST", "CLOSED")
+from .base import CLOSING, LOST, OPEN, Facade, ReadFacade, TransportCore, WriteFacade, _logger
 
 _MAX_SIZE = 256 * 1024  # as asyncio: the most one os.read() asks for
 _EIO = errno.EIO
@@ -93,24 +76,6 @@ _AIX = sys.platform.startswith("aix")
 _os_read = os.read
 _os_write = os.write
 _set_result_unless_cancelled = _futures._set_result_unless_cancelled
-
-
-def _next_states(state: int) -> int:
-    if state == PIPE_OPEN:
-        return _NEXT_OPEN
-    if state == PIPE_CLOSING:
-        return _NEXT_CLOSING
-    if state == PIPE_LOST:
-        return _NEXT_LOST
-    return 0
-
-
-def _check_transition(old: int, new: int) -> None:
-    """Raise AssertionError unless old -> new is a legal lifecycle transition."""
-    if not (_next_states(old) >> new) & 1:
-        raise AssertionError(
-            f"pipe transport: illegal transition {_STATE_NAMES[old]} -> {_STATE_NAMES[new]}"
-        )
 
 
 def _repr(core: Any, name: str, polling: bool, bufsize: int) -> str:
@@ -140,28 +105,14 @@ def _repr(core: Any, name: str, polling: bool, bufsize: int) -> str:
 class ReadPipeCore(TransportCore):
     """The working half of a read pipe transport; see the module docstring."""
 
-    __slots__ = ("_state",)  # _paused, _reading: TransportCore's
-
-    def __init__(self, loop: Any, pipe: Any, fd: int, extra: dict | None) -> None:
-        TransportCore.__init__(self, loop, pipe, fd, extra)
-        self._state = PIPE_OPEN
-
-    def _set_state(self, state: int) -> None:
-        _check_transition(self._state, state)
-        self._state = state
-        self._closing = True
+    __slots__ = ()
 
     # _start, _start_reading, _stop_reading, is_reading, pause_reading and resume_reading:
     # TransportCore's.
 
-    def _on_readable(self) -> None:
+    def _read_ready(self) -> None:
         if self._closing:
             return  # a stale event: reading stopped earlier in this pass
-        # Run in the transport's context, as asyncio's reader Handle runs _read_ready: the
-        # protocol callbacks and whatever they schedule see that context.
-        self._context.run(self._read_ready)
-
-    def _read_ready(self) -> None:
         try:
             data = _os_read(self._sock_fd, _MAX_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -188,13 +139,10 @@ class ReadPipeCore(TransportCore):
             return
         if self._loop.get_debug():
             _logger().info("%r was closed by peer", self._facade)
-        self._set_state(PIPE_LOST)
+        self._set_state(LOST)
         self._stop_reading()
         self._loop.call_soon(self._protocol.eof_received)
         self._loop.call_soon(self._call_connection_lost, None)
-
-    def _on_writable(self) -> None:
-        pass  # never watched for writing
 
     # ------------------------------------------------------------------ closing
 
@@ -221,18 +169,14 @@ class ReadPipeCore(TransportCore):
         self._close(exc)
 
     def _close(self, exc: BaseException | None) -> None:
-        if self._state != PIPE_OPEN:
+        if self._state != OPEN:
             return
-        self._set_state(PIPE_LOST)
+        self._set_state(LOST)
         self._stop_reading()
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _force_close(self, exc: BaseException | None) -> None:
         self._close(exc)
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        self._set_state(PIPE_CLOSED)
-        TransportCore._call_connection_lost(self, exc)
 
     def __repr__(self) -> str:
         return _repr(self, type(self).__name__, self._reading, -1)
@@ -271,18 +215,12 @@ class WritePipeCore(TransportCore):
     the transport closed (the 5th such write on logs a warning). The lifecycle is ``_state``.
     """
 
-    __slots__ = ("_state", "_buffer", "_watch_peer")
+    __slots__ = ("_buffer", "_watch_peer")
 
     def __init__(self, loop: Any, pipe: Any, fd: int, extra: dict | None) -> None:
         TransportCore.__init__(self, loop, pipe, fd, extra)
-        self._state = PIPE_OPEN
         self._buffer = bytearray()
         self._watch_peer = False  # use the reader trick (see the module docstring)
-
-    def _set_state(self, state: int) -> None:
-        _check_transition(self._state, state)
-        self._state = state
-        self._closing = True
 
     def _start(self, waiter: Any) -> None:
         """Schedule connection_made, then peer watching, then the waiter (asyncio's order)."""
@@ -297,15 +235,12 @@ class WritePipeCore(TransportCore):
 
     def _start_watching_peer(self) -> None:
         # Not after connection_made closed it (asyncio would watch a closed pipe here).
-        if self._state <= PIPE_CLOSING:
+        if self._state <= CLOSING:
             self._loop._add_reader(self._sock_fd, self)
 
-    def _on_readable(self) -> None:
-        if self._state >= PIPE_LOST:
-            return  # a stale event
-        self._context.run(self._read_ready)
-
     def _read_ready(self) -> None:
+        if self._state >= LOST:
+            return  # a stale event
         # Pipe was closed by peer.
         if self._loop.get_debug():
             _logger().info("%r was closed by peer", self._facade)
@@ -350,7 +285,7 @@ class WritePipeCore(TransportCore):
                 return
             if n > 0:
                 data = memoryview(data)[n:]
-            self._loop._add_writer(self._sock_fd, self)
+            self._add_writer()
         self._buffer += data
         self._buffer_size = len(self._buffer)
         self._maybe_pause_protocol()
@@ -359,14 +294,9 @@ class WritePipeCore(TransportCore):
         # asyncio's WriteTransport.writelines: one joined write.
         self.write(b"".join(list_of_data))
 
-    def _on_writable(self) -> None:
-        if self._state >= PIPE_LOST or not self._buffer:
-            return  # a stale event
-        # Protocol callbacks (resume_writing, connection_lost) run in the transport's context,
-        # as they would in asyncio's writer Handle.
-        self._context.run(self._write_ready)
-
     def _write_ready(self) -> None:
+        if self._state >= LOST or not self._buffer:
+            return  # a stale event
         buffer = self._buffer
         try:
             n = _os_write(self._sock_fd, buffer)
@@ -388,7 +318,7 @@ class WritePipeCore(TransportCore):
             self._loop._remove_writer(self._sock_fd)
             self._maybe_resume_protocol()  # May append to buffer.
             # CLOSING, not just closing: resume_writing() may have aborted (state LOST).
-            if self._state == PIPE_CLOSING:
+            if self._state == CLOSING:
                 self._loop._remove_reader(self._sock_fd)
                 self._call_connection_lost(None)
         elif n > 0:
@@ -402,9 +332,9 @@ class WritePipeCore(TransportCore):
         if self._closing:
             return
         if self._buffer:
-            self._set_state(PIPE_CLOSING)  # _write_ready finishes the job
+            self._set_state(CLOSING)  # _write_ready finishes the job
             return
-        self._set_state(PIPE_LOST)
+        self._set_state(LOST)
         self._loop._remove_reader(self._sock_fd)
         self._loop.call_soon(self._call_connection_lost, None)
 
@@ -437,9 +367,9 @@ class WritePipeCore(TransportCore):
         self._close(exc)
 
     def _close(self, exc: BaseException | None) -> None:
-        if self._state >= PIPE_LOST:
+        if self._state >= LOST:
             return  # asyncio would schedule connection_lost twice (or crash after it)
-        self._set_state(PIPE_LOST)
+        self._set_state(LOST)
         if self._buffer:
             self._loop._remove_writer(self._sock_fd)
         self._clear_buffer()
@@ -452,10 +382,6 @@ class WritePipeCore(TransportCore):
     def _clear_buffer(self) -> None:
         self._buffer.clear()
         self._buffer_size = 0
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        self._set_state(PIPE_CLOSED)
-        TransportCore._call_connection_lost(self, exc)
 
     def __repr__(self) -> str:
         return _repr(self, type(self).__name__, bool(self._buffer), len(self._buffer))

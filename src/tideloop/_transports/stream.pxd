@@ -1,7 +1,6 @@
 cimport cython
 
 from ._sockio cimport (
-    tideloop_context_call1,
     tideloop_recv_bytes_hint,
     tideloop_recycle_bytes,
     tideloop_recv_into,
@@ -15,6 +14,8 @@ cdef Py_ssize_t _IOV_MAX
 cdef Py_ssize_t _MAX_SIZE
 cdef int _SHUT_WR
 cdef bint _NATIVE
+cdef int CLOSING
+cdef int LOST
 
 
 cdef class StreamCore(TransportCore):
@@ -29,18 +30,18 @@ cdef class StreamCore(TransportCore):
     cdef object _peername
     cdef Py_ssize_t _recv_hint
 
-    cpdef _on_readable(self)
+    cpdef _read_ready(self)
     cdef _read_ready__data_received(self)
     @cython.locals(nbytes=Py_ssize_t)
     cpdef _read_ready__get_buffer(self)
-    cdef _read_ready__on_eof(self, bint in_context)
+    cdef _read_ready__on_eof(self)
     @cython.locals(n=Py_ssize_t)
     cpdef write(self, object data)
     cdef _append(self, object data, Py_ssize_t sent)
     cpdef writelines(self, object list_of_data)
     @cython.locals(n=Py_ssize_t, size=Py_ssize_t, buffer=object)
     cdef bint _flush(self) except -1
-    cpdef _on_writable(self)
+    cpdef _write_ready(self)
     cpdef _clear_buffer(self)
     cpdef write_eof(self)
     cpdef _call_connection_lost(self, object exc)

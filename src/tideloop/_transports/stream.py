@@ -17,13 +17,14 @@ Semantics are asyncio's ``_SelectorSocketTransport`` (3.12), names included:
 - close() stops reading, lets the buffer drain, then connection_lost(None); abort() drops the
   buffer and calls connection_lost(None) on the next pass.
 
-Readiness comes straight from the loop (``_on_readable`` / ``_on_writable``, see
-``_core/watcher.py``), without a Handle per event.
+Readiness comes straight from the loop, without a Handle per event: TransportCore's
+``_on_readable`` / ``_on_writable`` enter the event's context and call ``_read_ready`` /
+``_write_ready`` here (see "Contexts" in ``base.py``).
 
 Invariant: ``_buffer`` holds bytes-like chunks, none empty; ``_buffer_size`` is their total.
 ``_buffer`` is None while nothing is buffered (an idle connection keeps no deque: an empty
 deque costs ~760 bytes, more than half of what a whole idle connection needs otherwise).
-Invariant: the fd is watched for writing iff ``_buffer`` is non-empty (and not conn_lost).
+Invariant: the fd is watched for writing iff ``_buffer`` is non-empty (and state < LOST).
 Invariant: the fd is watched for reading iff ``is_reading()`` and connection_made has run.
 """
 
@@ -37,7 +38,16 @@ from asyncio import transports as _transports
 from asyncio import trsock as _trsock
 from typing import Any
 
-from .base import Facade, ReadFacade, TransportCore, WriteFacade, _logger, _protocol_method
+from .base import (
+    CLOSING,
+    LOST,
+    Facade,
+    ReadFacade,
+    TransportCore,
+    WriteFacade,
+    _logger,
+    _protocol_method,
+)
 
 _BufferedProtocol = _protocols.BufferedProtocol
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
@@ -126,12 +136,11 @@ class StreamCore(TransportCore):
 
     # ------------------------------------------------------------------ reading
 
-    def _on_readable(self) -> None:
-        if self._conn_lost:
+    def _read_ready(self) -> None:
+        if self._state >= LOST:
             return
         if self._buffered:
-            # get_buffer and buffer_updated in one context entry, as asyncio's read handle.
-            self._context.run(self._read_ready__get_buffer)
+            self._read_ready__get_buffer()
         else:
             self._read_ready__data_received()
 
@@ -152,15 +161,13 @@ class StreamCore(TransportCore):
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
         if not data:
-            self._read_ready__on_eof(False)
+            self._read_ready__on_eof()
             return
         try:
+            self._data_received(data)
             if _NATIVE:
-                tideloop_context_call1(self._context, self._data_received, data)  # noqa: F821
                 # Unreferenced now? Then the loop's next read of its size reuses it (_sockio.pxd).
                 tideloop_recycle_bytes(self._recv_state.rx, data)  # noqa: F821
-            else:
-                self._context.run(self._data_received, data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -189,7 +196,7 @@ class StreamCore(TransportCore):
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
         if not nbytes:
-            self._read_ready__on_eof(True)
+            self._read_ready__on_eof()
             return
         try:
             self._buffer_updated(nbytes)
@@ -198,15 +205,11 @@ class StreamCore(TransportCore):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
 
-    def _read_ready__on_eof(self, in_context: bool) -> None:
-        """EOF from the peer; ``in_context``: already running in the transport's context."""
+    def _read_ready__on_eof(self) -> None:
         if self._loop.get_debug():
             _logger().debug("%r received EOF", self._facade)
         try:
-            if in_context:
-                keep_open = self._protocol.eof_received()
-            else:
-                keep_open = self._context.run(self._protocol.eof_received)
+            keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -232,7 +235,7 @@ class StreamCore(TransportCore):
             raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
-        if self._conn_lost:
+        if self._state >= LOST:
             self._write_after_conn_lost()
             return
         if not self._buffer:
@@ -252,7 +255,7 @@ class StreamCore(TransportCore):
             if n == len(data):
                 return
             # Not all was written; register write handler.
-            self._loop._add_writer(self._sock_fd, self)
+            self._add_writer()
             self._append(data, n)
         else:
             self._append(data, 0)
@@ -276,7 +279,7 @@ class StreamCore(TransportCore):
             raise RuntimeError("Cannot call writelines() after write_eof()")
         if self._empty_waiter is not None:
             raise RuntimeError("unable to writelines; sendfile is in progress")
-        if self._conn_lost:
+        if self._state >= LOST:
             for data in list_of_data:
                 if data:
                     self._write_after_conn_lost()
@@ -294,8 +297,8 @@ class StreamCore(TransportCore):
             return
         if was_empty:
             self._flush()
-            if self._buffer and not self._conn_lost:
-                self._loop._add_writer(self._sock_fd, self)
+            if self._buffer and self._state < LOST:
+                self._add_writer()
         self._maybe_pause_protocol()
 
     def _flush(self) -> bool:
@@ -307,6 +310,8 @@ class StreamCore(TransportCore):
                     n = self._sock.sendmsg([buffer[i] for i in range(_IOV_MAX)])
                 else:
                     n = self._sock.sendmsg(buffer)
+            elif _NATIVE:
+                n = tideloop_send(self._sock_fd, buffer[0])  # noqa: F821
             else:
                 n = self._sock.send(buffer[0])
         except (BlockingIOError, InterruptedError):
@@ -333,19 +338,21 @@ class StreamCore(TransportCore):
                 break
         return True
 
-    def _on_writable(self) -> None:
-        if self._conn_lost or not self._buffer:
+    def _write_ready(self) -> None:
+        if self._state >= LOST or not self._buffer:
             return
         if not self._flush():
             return
-        self._maybe_resume_protocol()  # May append to buffer.
+        self._maybe_resume_protocol()  # May append to the buffer, or abort.
+        if self._state >= LOST:
+            return  # resume_writing() aborted: _force_close() dropped the buffer and writer
         if not self._buffer:
             self._buffer = None
             self._loop._remove_writer(self._sock_fd)
             waiter = self._empty_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if self._closing:
+            if self._state == CLOSING:
                 # Counted, so that a later abort() sees the connection as lost (asyncio forgets
                 # to, and abort() then fails on the cleared loop).
                 self._conn_lost += 1
