@@ -357,6 +357,11 @@ def test_write_pipe_write_and_close(loop_impl: Any) -> None:
         tr, p = await loop.connect_write_pipe(lambda: proto, pipeobj)
         assert p is proto and tr is proto.transport
         assert isinstance(tr, asyncio.WriteTransport)
+        # A Transport, as asyncio's: the read half's methods exist and refuse.
+        assert isinstance(tr, asyncio.Transport)
+        for method in (tr.pause_reading, tr.resume_reading, tr.is_reading):
+            with pytest.raises(NotImplementedError):
+                method()
         assert proto.events == ["made"]
         assert tr.get_extra_info("pipe") is pipeobj
         assert tr.can_write_eof()

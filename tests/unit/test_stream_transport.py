@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import sys
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -178,7 +179,39 @@ def test_set_write_buffer_limits_defaults(
     run(loop_impl, main)
 
 
-@pytest.mark.parametrize(("high", "low"), [(10, 20), (-1, None), (None, -5), (-4, -8)])
+@pytest.mark.parametrize(
+    ("high", "pauses_at"),
+    [(2**64, None), (2**1100, None), (1.5, 2), (Fraction(7, 2), 4)],
+    ids=["2**64", "2**1100", "1.5", "fraction"],
+)
+def test_set_write_buffer_limits_any_number(loop_impl: Any, high: Any, pauses_at: Any) -> None:
+    """asyncio stores whatever number it is given and compares buffer sizes with it; so does
+    tideloop, whose compiled fields are C doubles (these raised OverflowError or TypeError)."""
+
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        tr.set_write_buffer_limits(high=high)
+        assert tr.get_write_buffer_limits() == (high // 4, high)
+        sock = tr.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        while tr.get_write_buffer_size() == 0:  # fill the kernel's buffers
+            tr.write(b"f" * 4096)
+        size = tr.get_write_buffer_size()
+        paused = "pause" in proto.events
+        assert paused == (pauses_at is not None and size >= pauses_at)
+        tr.abort()
+        await asyncio.wait_for(proto.lost_fut, 5)
+        peer.close()
+
+    run(loop_impl, main)
+
+
+@pytest.mark.parametrize(
+    ("high", "low"),
+    # inf // 4 and everything compared with NaN are NaN: not high >= low >= 0.
+    [(10, 20), (-1, None), (None, -5), (-4, -8), (float("inf"), None), (float("nan"), 0)],
+)
 def test_set_write_buffer_limits_rejects(loop_impl: Any, high: Any, low: Any) -> None:
     async def main() -> None:
         proto = Recorder()

@@ -274,6 +274,63 @@ def test_buffered_protocol_both_sides(loop_impl: Any, server_ctx: Any, client_ct
     run(loop_impl, main())
 
 
+class BytearrayRecorder(BufRecorder):
+    """get_buffer() returns the bytearray itself (not a memoryview), large enough that one
+    read decrypts several TLS records into it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buf = bytearray(64 * 1024)
+
+    def get_buffer(self, sizehint: int) -> bytearray:  # type: ignore[override]
+        return self.buf
+
+
+def test_buffered_protocol_bytearray_buffer(server_ctx: Any, client_ctx: Any) -> None:
+    """Every record lands in the protocol's bytearray, not in a copy of a slice of it.
+
+    tideloop only: asyncio decrypts the second and later records of a read into
+    ``buf[offset:]``, a copy for a bytearray, and counts those bytes anyway (CPython
+    gh-156275, on every version here), so its protocol sees NULs or stale bytes.
+    """
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        served: list[Recorder] = []
+
+        def factory() -> Recorder:
+            served.append(Recorder())
+            return served[-1]
+
+        server, port = await _serve(server_ctx, factory)
+        tr, proto = await loop.create_connection(
+            BytearrayRecorder, HOST, port, ssl=client_ctx, server_hostname="localhost"
+        )
+        srv = await asyncio.wait_for(_first_transport(served), 10)
+        payload = os.urandom(200_000)
+        # Many small writes in one pass: many small records, which arrive together.
+        for i in range(0, len(payload), 1000):
+            srv.write(payload[i : i + 1000])
+        await asyncio.wait_for(_until(lambda: len(proto.data) >= len(payload)), 10)
+        assert bytes(proto.data) == payload
+        assert proto.calls < len(payload) // 1000  # some reads took several records
+        tr.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        server.close()
+        await server.wait_closed()
+
+    async def _first_transport(served: list[Recorder]) -> Any:
+        while not served:
+            await asyncio.sleep(0.001)
+        return await served[0].made
+
+    async def _until(done: Any) -> None:
+        while not done():
+            await asyncio.sleep(0.001)
+
+    run(tideloop.new_event_loop, main())
+
+
 def test_transport_api(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,8 @@ cdef object _set_result_unless_cancelled
 cdef Py_ssize_t _LOG_THRESHOLD_FOR_CONNLOST_WRITES
 # OPEN, CLOSING, LOST, CLOSED stay Python ints here, so that other modules can import them
 # (each declares its own C int copy); base only compares them on the closing paths.
+cdef double _WATER_CAP
+cdef tuple _DEFAULT_WATER_MARKS
 cdef int _NEXT_OPEN
 cdef int _NEXT_CLOSING
 cdef int _NEXT_LOST
@@ -44,8 +46,9 @@ cdef class TransportCore(IOWatcher):
     cdef public Py_ssize_t _conn_lost
     cdef public bint _protocol_connected
     cdef public bint _protocol_paused
-    cdef public Py_ssize_t _high_water
-    cdef public Py_ssize_t _low_water
+    cdef public double _high_water
+    cdef public double _low_water
+    cdef public tuple _water_marks
     cdef public Py_ssize_t _buffer_size
     cdef public bint _paused
     cdef public bint _reading

@@ -118,6 +118,18 @@ class RecvState:
         tideloop_rx_free(self.rx)  # noqa: F821
 
 
+# Write-buffer watermarks are held as C doubles (compiled build), compared with C sizes. Any
+# number asyncio accepts must work: huge ints, floats, Fractions. Capping them at 2**62, more
+# than any buffer can hold, keeps every comparison exact; the getters return what was set.
+_WATER_CAP = float(1 << 62)
+_DEFAULT_WATER_MARKS = (16 * 1024, 64 * 1024)  # (low, high), asyncio's
+
+
+def _water_mark(value: Any) -> float:
+    """``value`` (a number >= 0) as the double a watermark field holds; see _WATER_CAP."""
+    return _WATER_CAP if value > _WATER_CAP else float(value)
+
+
 def _next_states(state: int) -> int:
     if state == OPEN:
         return _NEXT_OPEN
@@ -162,6 +174,7 @@ class TransportCore(IOWatcher):
         "_protocol_paused",
         "_high_water",
         "_low_water",
+        "_water_marks",
         "_buffer_size",
         "_paused",
         "_reading",
@@ -195,8 +208,8 @@ class TransportCore(IOWatcher):
         self._protocol_connected = False
         self._protocol_paused = False
         self._buffer_size = 0
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
+        self._water_marks = _DEFAULT_WATER_MARKS
+        self._low_water, self._high_water = _DEFAULT_WATER_MARKS
         self._paused = False  # pause_reading() called (and not resumed)
         self._reading = False  # registered with the loop for reading
 
@@ -275,7 +288,7 @@ class TransportCore(IOWatcher):
     # ------------------------------------------------------------------ flow control
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
+        return self._water_marks
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """Set the watermarks: pause_writing() above ``high``, resume_writing() at ``low``."""
@@ -285,8 +298,9 @@ class TransportCore(IOWatcher):
             low = high // 4
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
+        self._water_marks = (low, high)
+        self._high_water = _water_mark(high)
+        self._low_water = _water_mark(low)
         self._maybe_pause_protocol()
 
     def _maybe_pause_protocol(self) -> None:

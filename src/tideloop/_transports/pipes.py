@@ -387,10 +387,12 @@ class WritePipeCore(TransportCore):
         return _repr(self, type(self).__name__, bool(self._buffer), len(self._buffer))
 
 
-class WritePipeTransport(Facade, WriteFacade, _transports.WriteTransport):
+class WritePipeTransport(Facade, WriteFacade, _transports.Transport):
     """tideloop's write pipe transport: an asyncio.WriteTransport over a WritePipeCore.
 
-    Keeps a ``__dict__`` for the same reason as ReadPipeTransport.
+    An ``asyncio.Transport``, as asyncio's (through its ``_FlowControlMixin``): the read
+    methods are ReadTransport's, which raise NotImplementedError. Keeps a ``__dict__`` for the
+    same reason as ReadPipeTransport.
     """
 
     __slots__ = ("_core", "__dict__", "__weakref__")

@@ -70,12 +70,14 @@ cdef class TLSCore:
     cdef public bint _ssl_writing_paused
     cdef public bint _app_reading_paused
     cdef public bint _ssl_reading_paused
-    cdef public Py_ssize_t _incoming_high_water
-    cdef public Py_ssize_t _incoming_low_water
+    cdef public double _incoming_high_water
+    cdef public double _incoming_low_water
+    cdef public tuple _read_limits
     cdef public bint _eof_received
     cdef public bint _protocol_paused
-    cdef public Py_ssize_t _outgoing_high_water
-    cdef public Py_ssize_t _outgoing_low_water
+    cdef public double _outgoing_high_water
+    cdef public double _outgoing_low_water
+    cdef public tuple _write_limits
     cdef public object _handshake_start_time
     cdef public object _handshake_timeout_handle
     cdef public object _shutdown_timeout_handle

@@ -77,6 +77,8 @@ from asyncio import protocols as _protocols
 from asyncio import transports as _transports
 from typing import Any
 
+from .base import _water_mark
+
 _SSLAgainErrors = (ssl.SSLWantReadError, ssl.SSLSyscallError)
 _SSLError = ssl.SSLError
 _CertificateError = ssl.CertificateError
@@ -182,10 +184,12 @@ class TLSCore:
         "_ssl_reading_paused",
         "_incoming_high_water",
         "_incoming_low_water",
+        "_read_limits",
         "_eof_received",
         "_protocol_paused",
         "_outgoing_high_water",
         "_outgoing_low_water",
+        "_write_limits",
         "_handshake_start_time",
         "_handshake_timeout_handle",
         "_shutdown_timeout_handle",
@@ -276,11 +280,13 @@ class TLSCore:
         self._ssl_reading_paused = False
         self._incoming_high_water = 0
         self._incoming_low_water = 0
+        self._read_limits = (0, 0)  # (low, high) as set; the fields are their doubles
         self._set_read_buffer_limits(None, None)
         self._eof_received = False
         self._protocol_paused = False  # asyncio's _app_writing_paused
         self._outgoing_high_water = 0
         self._outgoing_low_water = 0
+        self._write_limits = (0, 0)
         self._set_write_buffer_limits(None, None)
 
     def _set_app_protocol(self, app_protocol: Any) -> None:
@@ -666,28 +672,41 @@ class TLSCore:
         offset = 0
         count = 1
 
-        buf = self._app_protocol_get_buffer(self._get_read_buffer_size())
-        wants = len(buf)
-        sslobj_read = self._sslobj_read
-        incoming = self._incoming
-
+        # One memoryview of the protocol's buffer, sliced for each further record: slicing a
+        # bytearray itself would decrypt into a copy, and the bytes counted would never reach
+        # the protocol (asyncio 3.11's bug, CPython gh-156275). Released before
+        # buffer_updated(), which may resize a bytearray. Counted in bytes, whatever the
+        # buffer's item size.
+        view = memoryview(self._app_protocol_get_buffer(self._get_read_buffer_size()))
         try:
-            count = sslobj_read(wants, buf)
+            if view.itemsize != 1 or view.ndim != 1:
+                view = view.cast("B")
+            wants = len(view)
+            sslobj_read = self._sslobj_read
+            incoming = self._incoming
+            try:
+                count = sslobj_read(wants, view)
 
-            if count > 0:
-                offset = count
-                while offset < wants:
-                    if not incoming.pending and not self._sslobj_pending():
-                        break
-                    count = sslobj_read(wants - offset, buf[offset:])
-                    if count > 0:
-                        offset += count
+                if count > 0:
+                    offset = count
+                    while offset < wants:
+                        if not incoming.pending and not self._sslobj_pending():
+                            break
+                        rest = view[offset:]
+                        try:
+                            count = sslobj_read(wants - offset, rest)
+                        finally:
+                            rest.release()  # now, not when collected (PyPy)
+                        if count > 0:
+                            offset += count
+                        else:
+                            break
                     else:
-                        break
-                else:
-                    self._loop.call_soon(self._do_read)
-        except _SSLAgainErrors:
-            pass
+                        self._loop.call_soon(self._do_read)
+            except _SSLAgainErrors:
+                pass
+        finally:
+            view.release()
         if offset > 0:
             self._app_protocol_buffer_updated(offset)
         if not count:
@@ -787,8 +806,9 @@ class TLSCore:
         high, low = add_flowcontrol_defaults(
             high, low, _constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE
         )
-        self._outgoing_high_water = high
-        self._outgoing_low_water = low
+        self._write_limits = (low, high)
+        self._outgoing_high_water = _water_mark(high)
+        self._outgoing_low_water = _water_mark(low)
 
     def _pause_reading(self) -> None:
         self._app_reading_paused = True
@@ -818,8 +838,9 @@ class TLSCore:
 
     def _set_read_buffer_limits(self, high: Any = None, low: Any = None) -> None:
         high, low = add_flowcontrol_defaults(high, low, _constants.FLOW_CONTROL_HIGH_WATER_SSL_READ)
-        self._incoming_high_water = high
-        self._incoming_low_water = low
+        self._read_limits = (low, high)
+        self._incoming_high_water = _water_mark(high)
+        self._incoming_low_water = _water_mark(low)
 
     def _get_read_buffer_size(self) -> int:
         return self._incoming.pending
@@ -1015,8 +1036,7 @@ class SSLTransport(_transports.Transport):
         core._control_app_writing()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        core = self._core
-        return (core._outgoing_low_water, core._outgoing_high_water)
+        return self._core._write_limits
 
     def get_write_buffer_size(self) -> int:
         return self._core._get_write_buffer_size()
@@ -1028,8 +1048,7 @@ class SSLTransport(_transports.Transport):
         core._control_ssl_reading()
 
     def get_read_buffer_limits(self) -> tuple[int, int]:
-        core = self._core
-        return (core._incoming_low_water, core._incoming_high_water)
+        return self._core._read_limits
 
     def get_read_buffer_size(self) -> int:
         return self._core._get_read_buffer_size()
