@@ -44,6 +44,9 @@ from asyncio import tasks as _tasks
 from asyncio import timeouts as _timeouts
 from collections.abc import Callable
 from math import ceil as _ceil
+
+# ldexp(x, 0) is x as a C double: PyFloat_AsDouble's conversion and its errors.
+from math import ldexp as _as_double
 from typing import Any
 
 from .._poll import default_poller_class
@@ -339,10 +342,12 @@ class Loop:
         elif scheduled:
             timer = scheduled[0]
             timeout = timer._when - _now()
-            if timeout < 0.0:
-                timeout = 0.0
-            elif timeout > MAXIMUM_SELECT_TIMEOUT:
+            # Written so that a NaN deadline (call_at(nan)) polls with timeout 0, as asyncio
+            # 3.11/3.12's min(max(0, t), MAX): NaN fails both tests, and the timer is due below.
+            if timeout > MAXIMUM_SELECT_TIMEOUT:
                 timeout = MAXIMUM_SELECT_TIMEOUT
+            elif not timeout >= 0.0:
+                timeout = 0.0
         else:
             timeout = -1.0  # block until an event
 
@@ -544,9 +549,17 @@ class Loop:
     def call_at(
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> TimerHandle:
-        """Arrange for callback(*args) to run at loop time ``when``."""
+        """Arrange for callback(*args) to run at loop time ``when``.
+
+        ``when`` is stored as a float in both build modes (the compiled heap holds C doubles):
+        a value with no float form raises here, TypeError or, for an int beyond float's range,
+        OverflowError, where asyncio stores it and raises the same from a later pass. NaN and
+        infinities are kept (see ``_run_once``: a NaN deadline is due once it tops the heap).
+        """
         if when is None:
             raise TypeError("when cannot be None")
+        if type(when) is not float:
+            when = _as_double(when, 0)
         return self._call_at(when, callback, args, context, "call_at")
 
     def _call_at(
