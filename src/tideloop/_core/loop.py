@@ -49,7 +49,7 @@ from math import ceil as _ceil
 from math import ldexp as _as_double
 from typing import Any
 
-from .._poll import default_poller_class
+from .._poll import make_poller, poller_name
 from .._poll.constants import READ, WRITE
 from .._poll.epoll import EpollPoller
 from .handles import Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
@@ -145,6 +145,8 @@ class Loop:
     """The compiled core of ``tideloop.EventLoop``; see the module docstring for one pass."""
 
     def __init__(self, poller: Any = None) -> None:
+        """``poller``: a backend name (``"epoll"``, ``"select"``), None (``TIDELOOP_POLLER``,
+        else the platform's default) or a poller object; see ``tideloop._poll.make_poller``."""
         self._closed = False
         self._stopping = False
         self._ready = []
@@ -171,7 +173,7 @@ class Loop:
         # Compiled build: the transports' read state (_transports/base.py RecvState), made by
         # the first transport; per loop, so loops in different threads share no buffer.
         self._recv_state = None
-        self._poller = poller if poller is not None else default_poller_class()()
+        self._poller = make_poller(poller)
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
         # Compiled build with epoll: _run_once reads the poller's C event array directly.
         self._epoll = self._poller if _NATIVE and type(self._poller) is EpollPoller else None
@@ -182,7 +184,8 @@ class Loop:
     def __repr__(self) -> str:
         return (
             f"<{self.__class__.__name__} running={self.is_running()} "
-            f"closed={self.is_closed()} debug={self.get_debug()}>"
+            f"closed={self.is_closed()} debug={self.get_debug()} "
+            f"poller={poller_name(self._poller)}>"
         )
 
     # ---------------------------------------------------------------- lifecycle
