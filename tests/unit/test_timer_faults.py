@@ -83,6 +83,8 @@ def _run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any
             task.cancel()
             loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
             return "hung"
+        if not task.done():  # the loop raised (asyncio 3.13+ on NaN): no "destroyed" log
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
         return type(exc).__name__
     finally:
         dog.cancel()
