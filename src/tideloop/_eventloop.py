@@ -38,10 +38,16 @@ class EventLoop(
     Loop,
     asyncio.AbstractEventLoop,
 ):
-    """tideloop's asyncio event loop. Create it with ``tideloop.new_event_loop()``."""
+    """tideloop's asyncio event loop. Create it with ``tideloop.new_event_loop()``.
 
-    def __init__(self) -> None:
-        Loop.__init__(self)
+    ``poller`` names the I/O backend: ``"epoll"`` (Linux's default) or ``"select"`` (the
+    ``selectors`` module's best selector, the default elsewhere). None uses the
+    ``TIDELOOP_POLLER`` environment variable, read now, else the default; an unknown name
+    raises ValueError. The loop's repr names the backend in use (``poller=epoll``).
+    """
+
+    def __init__(self, poller: str | None = None) -> None:
+        Loop.__init__(self, poller)
         self._init_signals()
 
     def close(self) -> None:
@@ -51,12 +57,14 @@ class EventLoop(
         self._close_subprocesses()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_poller", None) is None:
+            return  # __init__ failed before the loop held anything (e.g. a bad poller name)
         if not self.is_closed():
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()
 
 
-def new_event_loop() -> EventLoop:
-    """Return a new tideloop event loop."""
-    return EventLoop()
+def new_event_loop(poller: str | None = None) -> EventLoop:
+    """Return a new tideloop event loop; ``poller`` picks its I/O backend (see EventLoop)."""
+    return EventLoop(poller)

@@ -14,6 +14,7 @@ cdef double MAXIMUM_SELECT_TIMEOUT
 cdef int READ
 cdef int WRITE
 cdef object _heapify
+cdef object _as_double
 cdef object _ceil
 cdef object _monotonic
 cdef object _get_ident

@@ -44,9 +44,12 @@ from asyncio import tasks as _tasks
 from asyncio import timeouts as _timeouts
 from collections.abc import Callable
 from math import ceil as _ceil
+
+# ldexp(x, 0) is x as a C double: PyFloat_AsDouble's conversion and its errors.
+from math import ldexp as _as_double
 from typing import Any
 
-from .._poll import default_poller_class
+from .._poll import make_poller, poller_name
 from .._poll.constants import READ, WRITE
 from .._poll.epoll import EpollPoller
 from .handles import Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
@@ -142,6 +145,8 @@ class Loop:
     """The compiled core of ``tideloop.EventLoop``; see the module docstring for one pass."""
 
     def __init__(self, poller: Any = None) -> None:
+        """``poller``: a backend name (``"epoll"``, ``"select"``), None (``TIDELOOP_POLLER``,
+        else the platform's default) or a poller object; see ``tideloop._poll.make_poller``."""
         self._closed = False
         self._stopping = False
         self._ready = []
@@ -168,7 +173,7 @@ class Loop:
         # Compiled build: the transports' read state (_transports/base.py RecvState), made by
         # the first transport; per loop, so loops in different threads share no buffer.
         self._recv_state = None
-        self._poller = poller if poller is not None else default_poller_class()()
+        self._poller = make_poller(poller)
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
         # Compiled build with epoll: _run_once reads the poller's C event array directly.
         self._epoll = self._poller if _NATIVE and type(self._poller) is EpollPoller else None
@@ -179,7 +184,8 @@ class Loop:
     def __repr__(self) -> str:
         return (
             f"<{self.__class__.__name__} running={self.is_running()} "
-            f"closed={self.is_closed()} debug={self.get_debug()}>"
+            f"closed={self.is_closed()} debug={self.get_debug()} "
+            f"poller={poller_name(self._poller)}>"
         )
 
     # ---------------------------------------------------------------- lifecycle
@@ -339,10 +345,12 @@ class Loop:
         elif scheduled:
             timer = scheduled[0]
             timeout = timer._when - _now()
-            if timeout < 0.0:
-                timeout = 0.0
-            elif timeout > MAXIMUM_SELECT_TIMEOUT:
+            # Written so that a NaN deadline (call_at(nan)) polls with timeout 0, as asyncio
+            # 3.11/3.12's min(max(0, t), MAX): NaN fails both tests, and the timer is due below.
+            if timeout > MAXIMUM_SELECT_TIMEOUT:
                 timeout = MAXIMUM_SELECT_TIMEOUT
+            elif not timeout >= 0.0:
+                timeout = 0.0
         else:
             timeout = -1.0  # block until an event
 
@@ -544,9 +552,17 @@ class Loop:
     def call_at(
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> TimerHandle:
-        """Arrange for callback(*args) to run at loop time ``when``."""
+        """Arrange for callback(*args) to run at loop time ``when``.
+
+        ``when`` is stored as a float in both build modes (the compiled heap holds C doubles):
+        a value with no float form raises here, TypeError or, for an int beyond float's range,
+        OverflowError, where asyncio stores it and raises the same from a later pass. NaN and
+        infinities are kept (see ``_run_once``: a NaN deadline is due once it tops the heap).
+        """
         if when is None:
             raise TypeError("when cannot be None")
+        if type(when) is not float:
+            when = _as_double(when, 0)
         return self._call_at(when, callback, args, context, "call_at")
 
     def _call_at(

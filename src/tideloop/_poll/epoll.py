@@ -39,6 +39,9 @@ class EpollPoller:
 
     __slots__ = ("_epoll", "_epoll_poll", "_epfd", "_events")
 
+    #: Its key in tideloop._poll.POLLERS (TIDELOOP_POLLER=epoll), shown by the loop's repr.
+    name = "epoll"
+
     #: The kernel drops a closed fd from the set by itself, so the loop may leave an fd
     #: registered after its last reader/writer is removed (see Loop._drop_events).
     lazy_unregister = True

@@ -24,6 +24,9 @@ class SelectorsPoller:
 
     __slots__ = ("_selector",)
 
+    #: Its key in tideloop._poll.POLLERS (TIDELOOP_POLLER=select), shown by the loop's repr.
+    name = "select"
+
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
 
