@@ -40,6 +40,7 @@ cdef class TransportCore(IOWatcher):
     cdef public dict _extra
     cdef public object _context
     cdef public object _write_context
+    cdef public bint _shared_context
     cdef public object _server
     cdef public int _state
     cdef public bint _closing

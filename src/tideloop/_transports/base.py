@@ -41,7 +41,10 @@ context current when the reader or writer was added:
   everything it schedules, therefore runs in that context: none can be written outside it;
 - connection_made, and connection_lost after close()/abort(), run in a copy of the context
   that scheduled them (call_soon's rule); pause_writing and error_received raised by a
-  write run in the writer's context, synchronously, as in asyncio.
+  write run in the writer's context, synchronously, as in asyncio;
+- except where ``_shared_context`` is set (stream cores, on Pythons whose asyncio gives a
+  socket transport one context: 3.15): then ``_context`` is the one context of everything
+  above but pause_writing, with no copy at resume_reading() or at a write that buffers.
 """
 
 from __future__ import annotations
@@ -57,6 +60,22 @@ from typing import Any
 from .._core.watcher import IOWatcher
 
 _copy_context = contextvars.copy_context
+
+
+def _asyncio_shares_context() -> bool:
+    """Whether asyncio's socket transports take a ``context`` and run every callback they
+    schedule or watch for in it (3.15; detected, not version-checked, in case of backports)."""
+    try:
+        from asyncio import selector_events
+
+        init = selector_events._SelectorTransport.__init__
+        return "context" in init.__code__.co_varnames[: init.__code__.co_argcount + 1]
+    except Exception:  # an asyncio without that class: keep the per-handle copies
+        return False
+
+
+# Stream cores (TCP, Unix, and TLS's socket) use one context, as asyncio does here.
+STREAM_SHARED_CONTEXT = _asyncio_shares_context()
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 
@@ -166,6 +185,7 @@ class TransportCore(IOWatcher):
         "_extra",
         "_context",
         "_write_context",
+        "_shared_context",
         "_server",
         "_state",
         "_closing",
@@ -201,6 +221,8 @@ class TransportCore(IOWatcher):
         self._context = _copy_context() if context is None else context
         # The context _write_ready runs in: copied by the write that started buffering.
         self._write_context = None
+        # Set by a subclass whose asyncio counterpart keeps one context (see "Contexts").
+        self._shared_context = False
         self._server = None
         self._state = OPEN
         self._closing = False
@@ -256,7 +278,7 @@ class TransportCore(IOWatcher):
     def _add_writer(self) -> None:
         """Watch the fd for writability, from a write that buffers (in the writer's context,
         which _write_ready will run in, as asyncio's writer Handle)."""
-        self._write_context = _copy_context()
+        self._write_context = self._context if self._shared_context else _copy_context()
         self._loop._add_writer(self._sock_fd, self)
 
     # ------------------------------------------------------------------ basics
@@ -377,10 +399,11 @@ class TransportCore(IOWatcher):
     def _start(self, waiter: Any) -> None:
         """Schedule connection_made, then reading, then the waiter (asyncio's order)."""
         loop = self._loop
-        loop.call_soon(self._protocol.connection_made, self._facade)
-        loop.call_soon(self._start_reading)
+        context = self._context if self._shared_context else None
+        loop.call_soon(self._protocol.connection_made, self._facade, context=context)
+        loop.call_soon(self._start_reading, context=context)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(_set_result_unless_cancelled, waiter, None, context=context)
 
     def _start_reading(self) -> None:
         if self.is_reading():
@@ -403,7 +426,8 @@ class TransportCore(IOWatcher):
             return
         self._paused = False
         # asyncio re-adds its reader Handle here, in a copy of the caller's context.
-        self._context = _copy_context()
+        if not self._shared_context:
+            self._context = _copy_context()
         self._start_reading()
         if self._loop.get_debug():
             _logger().debug("%r resumes reading", self._facade)
@@ -427,7 +451,8 @@ class TransportCore(IOWatcher):
         self._stop_reading()
         self._conn_lost += 1
         self._loop._remove_writer(self._sock_fd)
-        self._loop.call_soon(self._call_connection_lost, None)
+        context = self._context if self._shared_context else None
+        self._loop.call_soon(self._call_connection_lost, None, context=context)
 
     def _force_close(self, exc: BaseException | None) -> None:
         """Close now, dropping buffered output; connection_lost(exc) follows."""
@@ -439,7 +464,8 @@ class TransportCore(IOWatcher):
         self._set_state(LOST)
         self._stop_reading()
         self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        context = self._context if self._shared_context else None
+        self._loop.call_soon(self._call_connection_lost, exc, context=context)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         self._set_state(CLOSED)

@@ -16,6 +16,7 @@ cdef int _SHUT_WR
 cdef bint _NATIVE
 cdef int CLOSING
 cdef int LOST
+cdef bint STREAM_SHARED_CONTEXT
 
 
 cdef class StreamCore(TransportCore):

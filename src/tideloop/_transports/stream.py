@@ -41,6 +41,7 @@ from typing import Any
 from .base import (
     CLOSING,
     LOST,
+    STREAM_SHARED_CONTEXT,
     Facade,
     ReadFacade,
     TransportCore,
@@ -94,6 +95,7 @@ class StreamCore(TransportCore):
         self, loop: Any, sock: Any, extra: dict | None, context: Any = None
     ) -> None:
         TransportCore.__init__(self, loop, sock, sock.fileno(), extra, context)
+        self._shared_context = STREAM_SHARED_CONTEXT
         if extra is None:
             # Built by _make_extra on the first get_extra_info(): an idle connection keeps
             # two tuples instead of a dict and a TransportSocket (~200 bytes less).
