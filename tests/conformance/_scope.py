@@ -474,14 +474,14 @@ def _adapt_tideloop_streams(mod, sub):
 def _adapt_test_subprocess(mod, sub):
     """3.14+: ``SubprocessThreadedWatcherTests`` forces asyncio's thread watcher by patching
     ``unix_events.can_use_pidfd``, which tideloop does not consult; make it force tideloop's
-    thread fallback too (``tideloop._transports.subprocess.USE_PIDFD``), or the class would
+    thread fallback too (``tideloop._net.children.USE_PIDFD``), or the class would
     test pidfd watching a second time."""
     cls = getattr(mod, "SubprocessThreadedWatcherTests", None)
     if cls is None or "can_use_pidfd" not in _source_of(cls.setUp):
         return  # 3.11-3.13: the watcher classes are asyncio's child watchers
     if sub.IMPL.name != "tideloop":
         return
-    from tideloop._transports import subprocess as tide_subprocess
+    from tideloop._net import children as tide_subprocess
 
     set_up, tear_down = cls.setUp, cls.tearDown
 

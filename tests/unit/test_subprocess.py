@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import tideloop
-from tideloop._transports import subprocess as tsub
+from tideloop._net import children as tsub
 
 TIMEOUT = 20.0
 PY = sys.executable

@@ -6,7 +6,7 @@ other keyword goes to ``subprocess.Popen`` untouched, so whatever Popen accepts 
 Python (cwd, env, start_new_session, process_group, user, group, extra_groups, umask,
 pass_fds, close_fds, preexec_fn, ...) works, and what it rejects raises Popen's exception.
 
-Children are watched by the loop itself (``_transports/subprocess.py``: pidfd, else a
+Children are watched by the loop itself (``children.py``: pidfd, else a
 thread), not by asyncio's policy child watcher, so subprocesses work in any thread and
 need no SIGCHLD handler. One exception keeps tideloop a drop-in on 3.11-3.13: a watcher
 that the program installed explicitly with ``asyncio.set_child_watcher()`` (a SIGCHLD
@@ -23,7 +23,8 @@ from asyncio import events as _events
 from asyncio import tasks as _tasks
 from typing import Any
 
-from .._transports.subprocess import _PY311, _PY314, ChildWatcher, SubprocessTransport
+from .._transports.subprocess import _PY311, _PY314, SubprocessTransport
+from .children import ChildWatcher
 
 _format_pipe = _base_events._format_pipe
 
@@ -194,9 +195,9 @@ class SubprocessMixin:
             )
         waiter = self.create_future()  # type: ignore[attr-defined]
         transp = SubprocessTransport(
-            self, protocol, args, shell, stdin, stdout, stderr, bufsize,
-            waiter=waiter, extra=extra, **kwargs,
-        )  # fmt: skip
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
+        )
+        self.create_task(self._connect_subprocess_pipes(transp, waiter))  # type: ignore[attr-defined]
         child_watcher = self._child_watcher
         if child_watcher is None:
             child_watcher = self._child_watcher = ChildWatcher(self)
@@ -243,9 +244,9 @@ class SubprocessMixin:
                 )
             waiter = self.create_future()  # type: ignore[attr-defined]
             transp = SubprocessTransport(
-                self, protocol, args, shell, stdin, stdout, stderr, bufsize,
-                waiter=waiter, extra=extra, **kwargs,
-            )  # fmt: skip
+                self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
+            )
+            self.create_task(self._connect_subprocess_pipes(transp, waiter))  # type: ignore[attr-defined]
             watcher.add_child_handler(transp.get_pid(), self._child_watcher_callback, transp)
             try:
                 await waiter
@@ -256,6 +257,28 @@ class SubprocessMixin:
                 await transp._wait()
                 raise
         return transp
+
+    async def _connect_subprocess_pipes(self, transp: SubprocessTransport, waiter: Any) -> None:
+        """Connect the child's pipes through connect_write_pipe / connect_read_pipe (asyncio's
+        _connect_pipes: CPython's tests replace those methods on the loop), then resolve
+        ``waiter`` once connection_made is scheduled (with the error if one failed)."""
+        try:
+            for fd, pipe, protocol_factory in transp._pipes_to_connect():
+                if fd == 0:
+                    _, protocol = await self.connect_write_pipe(protocol_factory, pipe)  # type: ignore[attr-defined]
+                else:
+                    _, protocol = await self.connect_read_pipe(protocol_factory, pipe)  # type: ignore[attr-defined]
+                transp._pipe_connected(fd, protocol)
+            transp._pipes_connected()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transp._pipes_failed()
+            if waiter is not None and not waiter.cancelled():
+                waiter.set_exception(exc)
+        else:
+            if waiter is not None and not waiter.cancelled():
+                waiter.set_result(None)
 
     def _child_watcher_callback(self, pid: int, returncode: int, transp: Any) -> None:
         """What asyncio's child watchers call, from any thread (asyncio's private API)."""
