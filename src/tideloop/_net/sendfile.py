@@ -258,29 +258,22 @@ class SendfileMixin:
         """os.sendfile() on the transport's socket, once its write buffer has drained."""
         if not isinstance(transp, StreamTransport):
             raise SendfileNotAvailableError("sendfile syscall is not supported")
-        core = transp._core
-        sock = core._sock
-        fd = core._sock_fd
         # Raises "Empty waiter is already set" if a sendfile is in progress: before any change.
-        waiter = transp._make_empty_waiter()
-        resume_reading = transp.is_reading()
-        transp.pause_reading()
+        sock, drained, resume_reading = transp._lend_socket()
+        fd = sock.fileno()
         transports = self._transports  # type: ignore[attr-defined]
         # sock_sendfile watches the fd itself; add_writer refuses an fd a transport owns.
         transports.pop(fd, None)
         try:
             # Shielded: if we are cancelled the transport must not later resolve a cancelled
             # waiter (it would raise InvalidStateError inside the loop); it is reset below.
-            await _shield(waiter)
-            if core._closing:
+            await _shield(drained)
+            if transp.is_closing():
                 # close() was called while the buffer drained: the socket is going away.
                 raise ConnectionError("Connection is closed by peer")
             return await self.sock_sendfile(sock, file, offset, count, fallback=False)
         finally:
-            transp._reset_empty_waiter()
-            if resume_reading:
-                transp.resume_reading()
-            if core._sock is not None:
+            if transp._return_socket(resume_reading):
                 transports[fd] = transp
 
     async def _sendfile_fallback(self, transp: Any, file: Any, offset: Any, count: Any) -> int:

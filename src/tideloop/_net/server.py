@@ -111,10 +111,11 @@ class Server(_events.AbstractServer):
     Invariant: ``_waiters is None`` iff the waiters of wait_closed() were woken, which happens
     once: when the server is closed and no connection is attached, in either order.
     Invariant: ``_attached`` counts the ``_attach()`` calls not yet matched by ``_detach()``.
-    A transport detaches in its connection_lost or, if abandoned and collected, in its
-    ``__del__`` (as asyncio 3.13). The server keeps no reference to its transports (a set of
-    weak references cost ~200 bytes per idle connection): close_clients() finds them in the
-    loop's fd -> transport map by their core's ``_server``.
+    The acceptor attaches each transport it makes and gives it ``_detach`` as its ``on_lost``
+    callback, which the transport calls after its connection_lost or, if abandoned and
+    collected, from its ``__del__`` (as asyncio 3.13). The server keeps no reference to its
+    transports (a set of weak references cost ~200 bytes per idle connection):
+    close_clients() finds them in the loop's fd -> transport map by that callback.
     """
 
     def __init__(
@@ -145,7 +146,7 @@ class Server(_events.AbstractServer):
     # ------------------------------------------------------------------ transports
 
     def _attach(self, transport: Any = None) -> None:
-        """Called by a transport created for an accepted connection.
+        """Called by the acceptor (or _make_ssl_transport) for each transport it makes.
 
         The argument is optional, as in 3.11/3.12 asyncio's signature (their tests call it
         without one); only the count matters.
@@ -153,7 +154,7 @@ class Server(_events.AbstractServer):
         self._attached += 1
 
     def _detach(self, transport: Any = None) -> None:
-        """Called by that transport after its connection_lost() (or from its __del__)."""
+        """That transport's on_lost: called after its connection_lost() (or from its __del__)."""
         self._attached -= 1
         if self._sockets is None and self._idle():
             self._wakeup()
@@ -162,11 +163,14 @@ class Server(_events.AbstractServer):
         return self._attached == 0
 
     def _clients(self) -> list:
-        """The transports attached to this server and still open."""
+        """The transports attached to this server and still open: those in the loop's fd
+        map whose end is reported to this server's _detach (bound methods compare equal
+        when their object is the same)."""
+        detach = self._detach
         return [
             transport
             for transport in list(self._loop._transports.values())
-            if getattr(getattr(transport, "_core", None), "_server", None) is self
+            if getattr(getattr(transport, "_core", None), "_on_lost", None) == detach
         ]
 
     def _wakeup(self) -> None:
@@ -361,6 +365,7 @@ class _Acceptor(IOWatcher):
         ``_accept_connection2`` without its Task; runs in ``context``, its own copy, which
         the plain transport then keeps for its callbacks)."""
         loop = self._loop
+        server = self._server
         protocol = None
         try:
             protocol = self._protocol_factory()
@@ -374,15 +379,17 @@ class _Acceptor(IOWatcher):
                     waiter,
                     server_side=True,
                     extra={"peername": addr},
-                    server=self._server,
+                    on_lost=server._detach,
                     ssl_handshake_timeout=self._ssl_handshake_timeout,
                     ssl_shutdown_timeout=self._ssl_shutdown_timeout,
                 )
+                server._attach(transport)
                 waiter.add_done_callback(_HandshakeDone(loop, protocol, transport))
             else:
-                make_stream_transport(
-                    loop, conn, protocol, None, None, self._server, addr, context
+                transport = make_stream_transport(
+                    loop, conn, protocol, None, None, server._detach, addr, context
                 )
+                server._attach(transport)
         except (SystemExit, KeyboardInterrupt):
             conn.close()
             raise

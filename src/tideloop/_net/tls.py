@@ -59,8 +59,9 @@ class TLSMixin:
         ssl_handshake_timeout: Any = None,
         ssl_shutdown_timeout: Any = None,
     ) -> Any:
-        """A TLS transport over a connected socket (asyncio's signature)."""
-        return make_tls_transport(
+        """A TLS transport over a connected socket (asyncio's signature); attached to
+        ``server`` (a Server) until it ends."""
+        transport = make_tls_transport(
             self,
             rawsock,
             protocol,
@@ -69,10 +70,13 @@ class TLSMixin:
             server_side=server_side,
             server_hostname=server_hostname,
             extra=extra,
-            server=server,
+            on_lost=None if server is None else server._detach,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
+        if server is not None:
+            server._attach(transport)
+        return transport
 
     async def start_tls(
         self,

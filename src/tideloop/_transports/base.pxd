@@ -41,7 +41,7 @@ cdef class TransportCore(IOWatcher):
     cdef public object _context
     cdef public object _write_context
     cdef public bint _shared_context
-    cdef public object _server
+    cdef public object _on_lost
     cdef public int _state
     cdef public bint _closing
     cdef public Py_ssize_t _conn_lost

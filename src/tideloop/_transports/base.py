@@ -186,7 +186,7 @@ class TransportCore(IOWatcher):
         "_context",
         "_write_context",
         "_shared_context",
-        "_server",
+        "_on_lost",
         "_state",
         "_closing",
         "_conn_lost",
@@ -223,7 +223,9 @@ class TransportCore(IOWatcher):
         self._write_context = None
         # Set by a subclass whose asyncio counterpart keeps one context (see "Contexts").
         self._shared_context = False
-        self._server = None
+        # Given by whoever attached the transport (a Server: its _detach); called with the
+        # facade once, after connection_lost (or from the facade's __del__ if abandoned).
+        self._on_lost = None
         self._state = OPEN
         self._closing = False
         self._conn_lost = 0
@@ -476,10 +478,10 @@ class TransportCore(IOWatcher):
             self._close_fd()
             self._protocol = None
             self._loop = None
-            server = self._server
-            if server is not None:
-                server._detach(self._facade)
-                self._server = None
+            on_lost = self._on_lost
+            if on_lost is not None:
+                self._on_lost = None
+                on_lost(self._facade)
             # Break the core <-> facade cycle; the facade keeps its core (closed) for callers.
             self._facade = None
 
@@ -522,10 +524,10 @@ class Facade:
         if core._sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             core._close_fd()
-            server = core._server
-            if server is not None:  # abandoned: connection_lost will never detach it
-                core._server = None
-                server._detach(self)
+            on_lost = core._on_lost
+            if on_lost is not None:  # abandoned: connection_lost will never report its end
+                core._on_lost = None
+                on_lost(self)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._core.get_extra_info(name, default)

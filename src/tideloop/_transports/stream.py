@@ -455,6 +455,25 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
     def _reset_empty_waiter(self) -> None:
         self._core._reset_empty_waiter()
 
+    def _lend_socket(self) -> tuple[Any, Any, bool]:
+        """Lend the socket to loop.sendfile: return ``(sock, drained, resume)`` with reading
+        paused; ``drained`` (a future) resolves once the write buffer is empty. The borrower
+        must end the loan with ``_return_socket(resume)``, whatever happens. RuntimeError
+        (and no change) if a loan is already running."""
+        core = self._core
+        drained = core._make_empty_waiter()
+        resume = self.is_reading()
+        self.pause_reading()
+        return core._sock, drained, resume
+
+    def _return_socket(self, resume: bool) -> bool:
+        """End the loan: resume reading if ``resume``; True if the socket is still open."""
+        core = self._core
+        core._reset_empty_waiter()
+        if resume:
+            self.resume_reading()
+        return core._sock is not None
+
 
 _last_sockname: list = [None]  # make_stream_transport's one-entry cache of equal socknames
 
@@ -465,15 +484,17 @@ def make_stream_transport(
     protocol: Any,
     waiter: Any = None,
     extra: dict | None = None,
-    server: Any = None,
+    on_lost: Any = None,
     peername: Any = None,
     context: Any = None,
 ) -> StreamTransport:
     """Create a stream transport over a connected non-blocking socket and start it.
 
     connection_made(transport) runs on the next pass, then reading starts, then ``waiter``
-    (if any) gets None. ``server`` (tideloop's Server) is told via ``_attach(transport)`` /
-    ``_detach(transport)``. The socket becomes the transport's; it is closed with it.
+    (if any) gets None. ``on_lost(transport)`` (if given) is called once the transport has
+    ended (after connection_lost, or when an abandoned one is collected): whoever attaches a
+    transport (a Server) passes its detach. The socket becomes the transport's; it is closed
+    with it.
     ``peername``: the address accept() gave (else getpeername() is asked; an ``extra``
     "peername" wins over both). ``context``: a Context copied for this transport alone, run
     in for its protocol callbacks (default: a copy of the current one).
@@ -510,9 +531,7 @@ def make_stream_transport(
     core.set_protocol(protocol)
     _set_nodelay(sock)
     loop._transports[core._sock_fd] = transport
-    # Attach last: once attached, only connection_lost detaches, so nothing may raise after.
-    core._server = server
-    if server is not None:
-        server._attach(transport)
+    # Last: the caller attaches the transport once this returns, so nothing may raise after.
+    core._on_lost = on_lost
     core._start(waiter)
     return transport

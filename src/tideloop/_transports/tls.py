@@ -1094,7 +1094,7 @@ def make_tls_transport(
     server_side: bool = False,
     server_hostname: Any = None,
     extra: dict | None = None,
-    server: Any = None,
+    on_lost: Any = None,
     ssl_handshake_timeout: Any = None,
     ssl_shutdown_timeout: Any = None,
 ) -> SSLTransport:
@@ -1102,7 +1102,8 @@ def make_tls_transport(
 
     The raw stream transport is made and started at once; the handshake starts when it calls
     connection_made, ``protocol.connection_made`` follows the handshake, then ``waiter`` gets
-    None (or the handshake's exception).
+    None (or the handshake's exception). ``on_lost``: as make_stream_transport's, for the
+    socket's transport.
     """
     from .stream import make_stream_transport
 
@@ -1116,5 +1117,5 @@ def make_tls_transport(
         ssl_handshake_timeout=ssl_handshake_timeout,
         ssl_shutdown_timeout=ssl_shutdown_timeout,
     )
-    make_stream_transport(loop, sock, ssl_protocol, None, extra, server)
+    make_stream_transport(loop, sock, ssl_protocol, None, extra, on_lost)
     return ssl_protocol._app_transport
