@@ -19,13 +19,17 @@ import os
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
 
 import tideloop
+
+# Every test here fails if it leaves a file descriptor open.
+pytestmark = pytest.mark.usefixtures("no_fd_leak")
 
 TIMEOUT = 10.0  # a hang guard, not a timing assertion
 PY312 = sys.version_info >= (3, 12)
@@ -51,31 +55,6 @@ INET = pytest.mark.parametrize(
     ids=["v4", "v6"],
 )
 ALL_ERRORS = pytest.mark.skipif(not PY312, reason="all_errors is new in 3.12 (asyncio)")
-
-
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leak() -> Iterator[None]:
-    """Fail the test if it leaves a file descriptor open."""
-    gc.collect()
-    before = _open_fds()
-    yield
-    gc.collect()
-    leaked = []
-    for fd in sorted(_open_fds() - before):
-        try:
-            leaked.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass  # the directory fd of os.listdir itself
-    assert not leaked, f"file descriptors leaked: {leaked}"
-
-
-def run(factory: LoopFactory, coro_fn: Callable[[], Any], debug: bool | None = None) -> Any:
-    with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
-        return runner.run(asyncio.wait_for(coro_fn(), TIMEOUT))
 
 
 def outcome(factory: LoopFactory, coro_fn: Callable[[], Any]) -> tuple[type, str] | None:

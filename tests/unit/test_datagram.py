@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _support import DatagramRecorder as Recorder
+from _support import run
 
 PY313 = sys.version_info >= (3, 13)
 HEADER = 8 if PY313 else 0
@@ -34,60 +36,6 @@ HAS_IPV6 = socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
 AF_UNIX = getattr(socket, "AF_UNIX", -1)
 unix_only = pytest.mark.skipif(AF_UNIX == -1, reason="needs AF_UNIX")
 
-
-class Recorder(asyncio.DatagramProtocol):
-    """Records the protocol calls in order; ``wait_for(n)`` waits for n datagrams."""
-
-    def __init__(self, echo: bool = False) -> None:
-        self.echo = echo
-        self.events: list[Any] = []
-        self.datagrams: list[tuple[bytes, Any]] = []
-        self.errors: list[Exception] = []
-        self.transport: Any = None
-        loop = asyncio.get_running_loop()
-        self.lost_fut = loop.create_future()
-        self.error_fut = loop.create_future()
-        self._waiter: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.events.append("made")
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.events.append("data")
-        self.datagrams.append((data, addr))
-        if self.echo:
-            self.transport.sendto(data, addr)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def error_received(self, exc: Exception) -> None:
-        self.events.append(("error", type(exc)))
-        self.errors.append(exc)
-        if not self.error_fut.done():
-            self.error_fut.set_result(exc)
-
-    def pause_writing(self) -> None:
-        self.events.append("pause")
-
-    def resume_writing(self) -> None:
-        self.events.append("resume")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.events.append(("lost", exc))
-        if not self.lost_fut.done():
-            self.lost_fut.set_result(exc)
-
-    async def wait_for(self, n: int, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while len(self.datagrams) < n:
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-
-
-def run(loop_impl: Any, coro_fn: Any) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(coro_fn())
 
 
 def capture_errors(loop: asyncio.AbstractEventLoop) -> list[dict]:
@@ -123,7 +71,7 @@ async def close_all(*pairs: tuple[Any, Recorder]) -> None:
     for transport, _ in pairs:
         transport.close()
     for _, proto in pairs:
-        assert await asyncio.wait_for(proto.lost_fut, 5) is None
+        assert await asyncio.wait_for(proto.lost, 5) is None
 
 
 # ---------------------------------------------------------------------------- echo
@@ -311,14 +259,14 @@ def test_error_received_connection_refused(loop_impl: Any) -> None:
         for _ in range(50):  # the ICMP error arrives asynchronously; resend until seen
             ct.sendto(b"anyone?")
             try:
-                exc = await asyncio.wait_for(asyncio.shield(client.error_fut), 0.1)
+                exc = await asyncio.wait_for(asyncio.shield(client.error), 0.1)
                 break
             except TimeoutError:
                 pass
         assert isinstance(exc, ConnectionRefusedError)
         assert not ct.is_closing()  # not fatal
         ct.close()
-        assert await client.lost_fut is None
+        assert await client.lost is None
         assert client.events[0] == "made"
         assert ("error", ConnectionRefusedError) in client.events
 
@@ -332,7 +280,7 @@ def test_unconnected_sendto_without_addr_is_fatal(loop_impl: Any) -> None:
         ct, client = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
         ct.sendto(b"nowhere")  # sock.sendto(data, None): TypeError, a fatal error
         assert ct.is_closing()
-        exc = await client.lost_fut
+        exc = await client.lost
         assert isinstance(exc, TypeError)
         assert len(contexts) == 1
         assert contexts[0]["message"] == "Fatal write error on datagram transport"
@@ -543,8 +491,8 @@ def test_unix_datagram_echo_and_stale_socket(loop_impl: Any, sockdir: str) -> No
             assert server.datagrams == [(b"over unix", client_path)]
             ct.close()
             st.close()
-            await client.lost_fut
-            await server.lost_fut
+            await client.lost
+            await server.lost
             assert os.path.exists(server_path)  # asyncio leaves the file behind
 
     run(loop_impl, main)
@@ -628,7 +576,7 @@ def test_flow_control_pause_resume_and_order(loop_impl: Any, sockdir: str) -> No
             # asyncio 3.13.0 never subtracts the header again (CPython gh-135444).
             assert tr.get_write_buffer_size() == 0
         tr.close()
-        assert await proto.lost_fut is None
+        assert await proto.lost is None
         peer.close()
 
     run(loop_impl, main)
@@ -642,10 +590,10 @@ def test_close_flushes_buffer_first(loop_impl: Any, sockdir: str) -> None:
         assert tr.is_closing()
         tr.close()  # idempotent
         await asyncio.sleep(0.01)
-        assert not proto.lost_fut.done()  # waits for the buffer
+        assert not proto.lost.done()  # waits for the buffer
         got: list[bytes] = []
         async with asyncio.timeout(10):
-            while not proto.lost_fut.done():
+            while not proto.lost.done():
                 _drain(peer, got)
                 await asyncio.sleep(0.001)
         _drain(peer, got)
@@ -663,8 +611,8 @@ def test_abort_drops_buffer(loop_impl: Any, sockdir: str) -> None:
         tr, proto, peer, immediate = await _blocked_unix_client(sockdir)
         tr.abort()
         assert tr.is_closing()
-        assert not proto.lost_fut.done()  # connection_lost comes on a later pass
-        assert await proto.lost_fut is None
+        assert not proto.lost.done()  # connection_lost comes on a later pass
+        assert await proto.lost is None
         tr.abort()
         tr.close()
         await asyncio.sleep(0.01)
@@ -689,7 +637,7 @@ def test_close_in_connection_made_never_reads(loop_impl: Any) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         tr, proto = await loop.create_datagram_endpoint(CloseAtOnce, local_addr=("127.0.0.1", 0))
-        assert await proto.lost_fut is None
+        assert await proto.lost is None
         assert proto.events == ["made", ("lost", None)]
         assert tr.get_extra_info("socket").fileno() == -1
 
@@ -705,7 +653,7 @@ def test_tide_sendto_after_connection_lost_is_ignored() -> None:
         tr, proto = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
         tr.close()
         tr.sendto(b"x", ("127.0.0.1", 9))  # unconnected, before connection_lost: sent
-        assert await proto.lost_fut is None
+        assert await proto.lost is None
         for _ in range(3):
             tr.sendto(b"x", ("127.0.0.1", 9))  # after it: dropped
         tr.abort()
@@ -737,7 +685,7 @@ def test_sendto_after_close_connected_is_dropped(loop_impl: Any) -> None:
         st, server, ct, client = await udp_pair()
         ct.close()
         ct.sendto(b"lost")  # dropped silently (asyncio warns from the 5th on)
-        await client.lost_fut
+        await client.lost
         ct.sendto(b"lost")
         await asyncio.sleep(0.05)
         assert server.datagrams == []
@@ -763,7 +711,7 @@ def test_pause_resume_reading(loop_impl: Any) -> None:
         st.close()
         assert not st.is_reading()
         await close_all((ct, client))
-        await server.lost_fut
+        await server.lost
 
     run(loop_impl, main)
 
@@ -798,7 +746,7 @@ def test_burst_stops_when_callback_pauses_or_closes(loop_impl: Any, action: str)
             assert [d for d, _ in server.datagrams] == [b"0", b"1"]
             st.close()
         await close_all((ct, client))
-        await server.lost_fut
+        await server.lost
 
     run(loop_impl, main)
 
@@ -844,7 +792,7 @@ def test_waiter_cancelled_closes_transport(loop_impl: Any) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await made[0].lost_fut is None
+        assert await made[0].lost is None
 
     run(loop_impl, main)
 
@@ -894,8 +842,8 @@ def test_no_fd_leak(loop_impl: Any, sockdir: str) -> None:
             await client.wait_for(1)
             ct.abort()
             st.close()
-            await client.lost_fut
-            await server.lost_fut
+            await client.lost
+            await server.lost
             with pytest.raises(ValueError):
                 await loop.create_datagram_endpoint(
                     Recorder, local_addr=("127.0.0.1", 0), remote_addr=("::1", 1)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _support import run_on
 
 import tideloop
 from tideloop._net import dns
@@ -57,9 +58,6 @@ def tide_loop() -> Iterator[Any]:
     yield from _make_loop(tideloop.new_event_loop)
 
 
-def run(loop: Any, coro: Any) -> Any:
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
-
 
 def outcome(func: Callable[[], Any]) -> Any:
     """The result, or (exception type, args): errors must match too."""
@@ -74,7 +72,7 @@ async def _await(coro: Any) -> Any:
 
 
 def loop_outcome(loop: Any, coro: Any) -> Any:
-    return outcome(lambda: run(loop, _await(coro)))
+    return outcome(lambda: run_on(loop, _await(coro)))
 
 
 V6 = socket.AF_INET6 if HAS_IPV6 else socket.AF_INET
@@ -142,7 +140,7 @@ def test_getaddrinfo_debug_log(loop: Any, caplog: pytest.LogCaptureFixture) -> N
     loop.set_debug(True)
     with caplog.at_level(logging.DEBUG, logger="asyncio"):
         for host in ("127.0.0.1", "localhost"):
-            run(loop, loop.getaddrinfo(host, 80, type=socket.SOCK_STREAM))
+            run_on(loop, loop.getaddrinfo(host, 80, type=socket.SOCK_STREAM))
     messages = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     for host in ("127.0.0.1", "localhost"):
         assert f"Get address info {host}:80, type=<SocketKind.SOCK_STREAM: 1>" in messages
@@ -168,9 +166,9 @@ def test_getnameinfo_equals_socket(loop: Any, sockaddr: tuple, flags: int) -> No
 
 def test_numeric_getnameinfo_needs_no_thread(tide_loop: Any) -> None:
     flags = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
-    assert run(tide_loop, tide_loop.getnameinfo(("127.0.0.1", 80), flags)) == ("127.0.0.1", "80")
+    assert run_on(tide_loop, tide_loop.getnameinfo(("127.0.0.1", 80), flags)) == ("127.0.0.1", "80")
     assert tide_loop.executor.calls == []
-    run(tide_loop, tide_loop.getnameinfo(("127.0.0.1", 80)))
+    run_on(tide_loop, tide_loop.getnameinfo(("127.0.0.1", 80)))
     assert len(tide_loop.executor.calls) == 1
 
 
@@ -183,7 +181,7 @@ def test_getaddrinfo_works_from_many_tasks(loop: Any) -> None:
             )
         )
 
-    results = run(loop, main())
+    results = run_on(loop, main())
     assert results[0] == socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
     assert results[1] == socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
 

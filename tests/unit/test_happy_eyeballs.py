@@ -13,8 +13,6 @@ Every test checks that no file descriptor is left open (``/proc/self/fd``).
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import socket
 import struct
 import sys
@@ -22,8 +20,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _support import no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
 
 import tideloop
+
+# Every test here fails if it leaves a file descriptor open.
+pytestmark = pytest.mark.usefixtures("no_fd_leak")
 
 TIMEOUT = 10.0  # a hang guard, not a timing assertion
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -40,31 +42,6 @@ def _has_ipv6() -> bool:
 
 
 HAS_IPV6 = _has_ipv6()
-
-
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leak() -> Iterator[None]:
-    """Fail the test if it leaves a file descriptor open."""
-    gc.collect()
-    before = _open_fds()
-    yield
-    gc.collect()
-    leaked = []
-    for fd in sorted(_open_fds() - before):
-        try:
-            leaked.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass  # the directory fd of os.listdir itself
-    assert not leaked, f"file descriptors leaked: {leaked}"
-
-
-def run(factory: LoopFactory, coro_fn: Callable[[], Any], debug: bool | None = None) -> Any:
-    with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
-        return runner.run(asyncio.wait_for(coro_fn(), TIMEOUT))
 
 
 def outcome(factory: LoopFactory, coro_fn: Callable[[], Any]) -> tuple[type, str] | None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _support import open_fds, run
 
 import tideloop
 
@@ -88,11 +89,6 @@ class WriteProto(asyncio.BaseProtocol):
         self.lost.set_result(exc)
 
 
-def run(loop_impl: Callable[[], asyncio.AbstractEventLoop], main: Callable[[], Any]) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(asyncio.wait_for(main(), TIMEOUT))
-
-
 async def until(predicate: Callable[[], object]) -> None:
     while not predicate():
         await asyncio.sleep(0.001)
@@ -129,9 +125,6 @@ def wfile(fd: int) -> io.FileIO:
     """An unbuffered write file object over fd, for a transport to own (and close)."""
     return io.FileIO(fd, "w")
 
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 # ------------------------------------------------------------------------------- read side

@@ -22,17 +22,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _support import run
 
 PY313 = sys.version_info >= (3, 13)
 # 3.13.3 began passing create_task's extra keywords to Task and the task factory.
 PY3133 = sys.version_info >= (3, 13, 3)
 PY314 = sys.version_info >= (3, 14)
 TIMEOUT = 20.0
-
-
-def run(loop_impl: Callable[[], asyncio.AbstractEventLoop], main: Callable[[], Any]) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(asyncio.wait_for(main(), TIMEOUT))
 
 
 async def noop() -> None:

@@ -11,38 +11,25 @@ is left open.
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
-import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
 
 import tideloop
+
+# Every test here fails if it leaves a file descriptor open.
+pytestmark = pytest.mark.usefixtures("no_fd_leak")
 
 TIMEOUT = 20.0  # a hang guard, not a timing assertion
 DATA = bytes(range(256)) * 4096 + b"!"  # 1 MiB + 1
 BUF_SIZE = 4096
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leak() -> Iterator[None]:
-    gc.collect()
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    gc.collect()
-    leaked = []
-    for fd in sorted(set(os.listdir("/proc/self/fd")) - before):
-        try:
-            leaked.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass  # the directory fd of os.listdir itself
-    assert not leaked, f"file descriptors leaked: {leaked}"
 
 
 @pytest.fixture
@@ -69,11 +56,6 @@ def skip_aio_fallback_data(loop_impl: Any, kind: str = "fallback") -> None:
     """
     if kind == "fallback" and loop_impl.impl == "aio" and sys.version_info >= (3, 12):
         pytest.skip("asyncio 3.12+ fallback corrupts queued data (buffers a view of its buffer)")
-
-
-def run(factory: LoopFactory, coro_fn: Callable[[], Any]) -> Any:
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(asyncio.wait_for(coro_fn(), TIMEOUT))
 
 
 class Proto(asyncio.Protocol):

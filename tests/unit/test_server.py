@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import open_fds, run
 
 TIMEOUT = 10.0
 PY312 = sys.version_info >= (3, 12)
@@ -52,18 +53,10 @@ needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6")
 needs_linux = pytest.mark.skipif(not LINUX, reason="Linux only (/proc, abstract sockets)")
 
 
-def run(loop_impl: Callable[[], asyncio.AbstractEventLoop], coro_fn: Any) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(asyncio.wait_for(coro_fn(), TIMEOUT))
-
-
 def need_313_api(loop_impl: Any, what: str) -> None:
     if loop_impl.impl == "aio" and not PY313:
         pytest.skip(f"asyncio {sys.version_info[:2]} has no {what} (3.13 API)")
 
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 class Echo(asyncio.Protocol):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _support import run_on
 
 import tideloop
 
@@ -80,9 +81,6 @@ def socks() -> Iterator[Callable[..., socket.socket]]:
         s.close()
 
 
-def run(loop: Any, coro: Any) -> Any:
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
-
 
 def pair(socks: Any) -> tuple[socket.socket, socket.socket]:
     a, b = socket.socketpair()
@@ -125,30 +123,30 @@ def fill(sock: socket.socket) -> None:
 def test_recv_immediate(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
     b.send(b"hello")
-    assert run(loop, loop.sock_recv(a, 100)) == b"hello"
+    assert run_on(loop, loop.sock_recv(a, 100)) == b"hello"
 
 
 def test_recv_deferred_unregisters(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
     loop.call_later(0.01, b.send, b"later")
-    assert run(loop, loop.sock_recv(a, 100)) == b"later"
+    assert run_on(loop, loop.sock_recv(a, 100)) == b"later"
     assert loop.remove_reader(a.fileno()) is False
 
 
 def test_recv_eof(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
     loop.call_later(0.01, b.shutdown, socket.SHUT_WR)
-    assert run(loop, loop.sock_recv(a, 100)) == b""
+    assert run_on(loop, loop.sock_recv(a, 100)) == b""
 
 
 def test_recv_into_immediate_and_deferred(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
     buf = bytearray(10)
     b.send(b"abc")
-    assert run(loop, loop.sock_recv_into(a, buf)) == 3
+    assert run_on(loop, loop.sock_recv_into(a, buf)) == 3
     loop.call_later(0.01, b.send, b"defg")
     with memoryview(buf) as view:
-        assert run(loop, loop.sock_recv_into(a, view[3:])) == 4
+        assert run_on(loop, loop.sock_recv_into(a, view[3:])) == 4
     assert bytes(buf[:7]) == b"abcdefg"
 
 
@@ -161,7 +159,7 @@ def test_recv_error_propagates(loop: Any, socks: Any) -> None:
         with pytest.raises(ConnectionResetError):
             await loop.sock_recv(c, 100)
 
-    run(loop, main())
+    run_on(loop, main())
 
 
 def test_cancel_recv_unregisters(loop: Any, socks: Any) -> None:
@@ -175,7 +173,7 @@ def test_cancel_recv_unregisters(loop: Any, socks: Any) -> None:
             await task
         assert loop.remove_reader(a.fileno()) is False
 
-    run(loop, main())
+    run_on(loop, main())
 
 
 def test_recv_racing_cancel_then_recv(loop: Any, socks: Any) -> None:
@@ -190,7 +188,7 @@ def test_recv_racing_cancel_then_recv(loop: Any, socks: Any) -> None:
         # Registers the new reader in this step, before the cancelled future's done callbacks.
         return await loop.sock_recv(a, 100)
 
-    assert run(loop, main()) == b"data"
+    assert run_on(loop, main()) == b"data"
     assert loop.remove_reader(a.fileno()) is False
 
 
@@ -199,10 +197,10 @@ def test_recv_racing_cancel_then_recv(loop: Any, socks: Any) -> None:
 
 def test_sendall_immediate(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
-    assert run(loop, loop.sock_sendall(a, b"xyz")) is None
-    assert run(loop, loop.sock_sendall(a, bytearray(b"12"))) is None
-    assert run(loop, loop.sock_sendall(a, memoryview(b"..34..")[2:4])) is None
-    assert run(loop, loop.sock_sendall(a, b"")) is None
+    assert run_on(loop, loop.sock_sendall(a, b"xyz")) is None
+    assert run_on(loop, loop.sock_sendall(a, bytearray(b"12"))) is None
+    assert run_on(loop, loop.sock_sendall(a, memoryview(b"..34..")[2:4])) is None
+    assert run_on(loop, loop.sock_sendall(a, b"")) is None
     assert b.recv(100) == b"xyz1234"
 
 
@@ -224,7 +222,7 @@ def test_sendall_large_partial_writes(loop: Any, socks: Any, family: str) -> Non
         c.shutdown(socket.SHUT_WR)
         return await task
 
-    assert run(loop, main()) == payload
+    assert run_on(loop, main()) == payload
     assert loop.remove_writer(c.fileno()) is False
 
 
@@ -233,7 +231,7 @@ def test_sendall_multibyte_items(tide_loop: Any, socks: Any) -> None:
     finishes for array('i') (it retries view[16:] of a 4-item view forever)."""
     a, b = pair(socks)
     data = array.array("i", range(4))
-    run(tide_loop, tide_loop.sock_sendall(a, data))
+    run_on(tide_loop, tide_loop.sock_sendall(a, data))
     assert b.recv(100) == data.tobytes()
 
 
@@ -241,7 +239,7 @@ def test_sendall_error(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
     b.close()
     with pytest.raises(BrokenPipeError):
-        run(loop, loop.sock_sendall(a, b"x" * 10))
+        run_on(loop, loop.sock_sendall(a, b"x" * 10))
 
 
 def test_cancel_sendall_then_sendall(loop: Any, socks: Any) -> None:
@@ -266,7 +264,7 @@ def test_cancel_sendall_then_sendall(loop: Any, socks: Any) -> None:
         c.shutdown(socket.SHUT_WR)
         return await receiver
 
-    assert run(loop, main()).endswith(b"world")
+    assert run_on(loop, main()).endswith(b"world")
     assert loop.remove_writer(c.fileno()) is False
 
 
@@ -291,7 +289,7 @@ def test_connect_and_accept_tcp(loop: Any, socks: Any, family: int) -> None:
         await loop.sock_connect(client, lst.getsockname())
         return await acc
 
-    conn, addr = run(loop, main())
+    conn, addr = run_on(loop, main())
     socks.track(conn)
     assert conn.gettimeout() == 0
     assert addr == client.getsockname()
@@ -304,7 +302,7 @@ def test_accept_immediate(loop: Any, socks: Any) -> None:
     lst = _listener(socks)
     client = socks(blocking=True)
     client.connect(lst.getsockname())
-    conn, addr = run(loop, loop.sock_accept(lst))
+    conn, addr = run_on(loop, loop.sock_accept(lst))
     socks.track(conn)
     assert conn.gettimeout() == 0
     assert addr == client.getsockname()
@@ -318,7 +316,7 @@ def test_cancel_accept_unregisters(loop: Any, socks: Any) -> None:
     # No connection was swallowed by the cancelled accept.
     client = socks(blocking=True)
     client.connect(lst.getsockname())
-    conn, _ = run(loop, loop.sock_accept(lst))
+    conn, _ = run_on(loop, loop.sock_accept(lst))
     socks.track(conn)
 
 
@@ -328,11 +326,11 @@ def test_connect_unix(loop: Any, socks: Any, tmp_path: Any) -> None:
     lst.bind(path)
     lst.listen(1)
     client = socks(socket.AF_UNIX)
-    run(loop, loop.sock_connect(client, path))
-    conn, _ = run(loop, loop.sock_accept(lst))
+    run_on(loop, loop.sock_connect(client, path))
+    conn, _ = run_on(loop, loop.sock_accept(lst))
     socks.track(conn)
-    run(loop, loop.sock_sendall(client, b"over unix"))
-    assert run(loop, loop.sock_recv(conn, 100)) == b"over unix"
+    run_on(loop, loop.sock_sendall(client, b"over unix"))
+    assert run_on(loop, loop.sock_recv(conn, 100)) == b"over unix"
 
 
 def test_connect_refused(loop: Any, socks: Any) -> None:
@@ -340,13 +338,13 @@ def test_connect_refused(loop: Any, socks: Any) -> None:
         tmp.bind(("127.0.0.1", 0))
         address = tmp.getsockname()
     with pytest.raises(ConnectionRefusedError):
-        run(loop, loop.sock_connect(socks(), address))
+        run_on(loop, loop.sock_connect(socks(), address))
 
 
 def test_connect_resolves_host_name(loop: Any, socks: Any) -> None:
     lst = _listener(socks)
     client = socks()
-    run(loop, loop.sock_connect(client, ("localhost", lst.getsockname()[1])))
+    run_on(loop, loop.sock_connect(client, ("localhost", lst.getsockname()[1])))
     assert client.getpeername() == lst.getsockname()
 
 
@@ -396,7 +394,7 @@ def test_sendto_recvfrom(loop: Any, socks: Any, family: int) -> None:
         await asyncio.sleep(0.01)
         assert await loop.sock_recvfrom(b, 4096) == (b"pong!", a.getsockname())
 
-    run(loop, main())
+    run_on(loop, main())
     assert loop.remove_reader(b.fileno()) is False
 
 
@@ -418,7 +416,7 @@ def test_recvfrom_into(loop: Any, socks: Any) -> None:
         assert await loop.sock_recvfrom_into(b, buf, 3) == (3, a.getsockname())
         assert bytes(buf[:3]) == b"abc"
 
-    run(loop, main())
+    run_on(loop, main())
 
 
 def test_sendto_blocking_retried(loop: Any, socks: Any) -> None:
@@ -438,7 +436,7 @@ def test_sendto_blocking_retried(loop: Any, socks: Any) -> None:
                 raise BlockingIOError
             return a.sendto(*args)
 
-    assert run(loop, loop.sock_sendto(Flaky(), b"x", b.getsockname())) == 1
+    assert run_on(loop, loop.sock_sendto(Flaky(), b"x", b.getsockname())) == 1
     assert b.recv(10) == b"x"
     assert loop.remove_writer(a.fileno()) is False
 
@@ -466,7 +464,7 @@ def test_debug_rejects_blocking_socket(loop: Any, socks: Any) -> None:
     sock = socks(blocking=True)
     for op in _all_ops(loop, sock):
         with pytest.raises(ValueError, match="the socket must be non-blocking"):
-            run(loop, op())
+            run_on(loop, op())
 
 
 def test_blocking_socket_allowed_without_debug(loop: Any, socks: Any) -> None:
@@ -474,7 +472,7 @@ def test_blocking_socket_allowed_without_debug(loop: Any, socks: Any) -> None:
     a, b = pair(socks)
     a.setblocking(True)
     b.send(b"ok")
-    assert run(loop, loop.sock_recv(a, 10)) == b"ok"
+    assert run_on(loop, loop.sock_recv(a, 10)) == b"ok"
 
 
 def test_ssl_socket_rejected(loop: Any, socks: Any) -> None:
@@ -483,7 +481,7 @@ def test_ssl_socket_rejected(loop: Any, socks: Any) -> None:
     socks.track(sock)
     for op in _all_ops(loop, sock):
         with pytest.raises(TypeError, match="Socket cannot be of type SSLSocket"):
-            run(loop, op())
+            run_on(loop, op())
 
 
 # ---------------------------------------------------------------------- sendfile
@@ -516,7 +514,7 @@ def _sendfile_and_read(loop: Any, socks: Any, **kwargs: Any) -> tuple[int, bytes
         c.shutdown(socket.SHUT_WR)
         return sent, await task
 
-    result = run(loop, main())
+    result = run_on(loop, main())
     assert loop.remove_writer(c.fileno()) is False
     return result
 
@@ -556,7 +554,7 @@ def test_sendfile_fallback_non_regular_file(loop: Any, socks: Any) -> None:
 def test_sendfile_no_fallback_raises(loop: Any, socks: Any) -> None:
     c, _ = tcp_pair(socks)
     with pytest.raises(asyncio.SendfileNotAvailableError, match="not a regular file"):
-        run(loop, loop.sock_sendfile(c, io.BytesIO(b"x"), fallback=False))
+        run_on(loop, loop.sock_sendfile(c, io.BytesIO(b"x"), fallback=False))
 
 
 def test_sendfile_first_call_error_falls_back(
@@ -570,7 +568,7 @@ def test_sendfile_first_call_error_falls_back(
     monkeypatch.setattr(os, "sendfile", broken)
     c, _ = tcp_pair(socks)
     with pytest.raises(asyncio.SendfileNotAvailableError, match="os.sendfile call failed"):
-        run(loop, loop.sock_sendfile(c, data_file, fallback=False))
+        run_on(loop, loop.sock_sendfile(c, data_file, fallback=False))
     assert data_file.tell() == 0
     sent, got = _sendfile_and_read(loop, socks, file=data_file, count=100000)
     assert sent == 100000 and got == DATA[:100000]
@@ -592,7 +590,7 @@ def test_sendfile_error_after_progress(
     monkeypatch.setattr(os, "sendfile", flaky)
     c, _ = tcp_pair(socks)
     with pytest.raises(OSError, match="I/O error"):
-        run(loop, loop.sock_sendfile(c, data_file, fallback=False))
+        run_on(loop, loop.sock_sendfile(c, data_file, fallback=False))
     assert data_file.tell() == 1000
 
 
@@ -610,18 +608,18 @@ def test_sendfile_bad_arguments(
 ) -> None:
     c, _ = tcp_pair(socks)
     with pytest.raises(exc, match=match):
-        run(loop, loop.sock_sendfile(c, data_file, **kwargs))
+        run_on(loop, loop.sock_sendfile(c, data_file, **kwargs))
 
 
 def test_sendfile_rejects_datagram_socket(loop: Any, socks: Any, data_file: Any) -> None:
     with pytest.raises(ValueError, match="only SOCK_STREAM type sockets are supported"):
-        run(loop, loop.sock_sendfile(socks(type=socket.SOCK_DGRAM), data_file))
+        run_on(loop, loop.sock_sendfile(socks(type=socket.SOCK_DGRAM), data_file))
 
 
 def test_sendfile_rejects_text_file(loop: Any, socks: Any, tmp_path: Any) -> None:
     (tmp_path / "t").write_text("text")
     with open(tmp_path / "t") as f, pytest.raises(ValueError, match="binary mode"):
-        run(loop, loop.sock_sendfile(socks(), f))
+        run_on(loop, loop.sock_sendfile(socks(), f))
 
 
 def test_sendfile_cancel_keeps_position(tide_loop: Any, socks: Any, data_file: Any) -> None:
@@ -639,7 +637,7 @@ def test_sendfile_cancel_keeps_position(tide_loop: Any, socks: Any, data_file: A
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    run(loop, main())
+    run_on(loop, main())
     assert 0 < data_file.tell() < len(DATA)
     c.shutdown(socket.SHUT_WR)
     s.settimeout(TIMEOUT)

@@ -14,41 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-
-
-class Recorder(asyncio.Protocol):
-    """Records the protocol calls in order."""
-
-    def __init__(self, keep_open: bool = False) -> None:
-        self.events: list[Any] = []
-        self.data = bytearray()
-        self.transport: Any = None
-        self.keep_open = keep_open
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.events.append("made")
-        self.lost_fut = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        if not self.events or self.events[-1] != "data":
-            self.events.append("data")
-        self.data += data
-
-    def eof_received(self) -> bool:
-        self.events.append("eof")
-        return self.keep_open
-
-    def pause_writing(self) -> None:
-        self.events.append("pause")
-
-    def resume_writing(self) -> None:
-        self.events.append("resume")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.events.append(("lost", exc))
-        if not self.lost_fut.done():
-            self.lost_fut.set_result(exc)
+from _support import Recorder, run
 
 
 async def _pair(proto: asyncio.BaseProtocol) -> tuple[Any, socket.socket]:
@@ -70,11 +36,6 @@ async def _read_all(peer: socket.socket, n: int) -> bytes:
     return bytes(got)
 
 
-def run(loop_impl: Any, coro_fn: Any) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(coro_fn())
-
-
 def test_state_machine_echo_and_close(loop_impl: Any) -> None:
     async def main() -> None:
         proto = Recorder()
@@ -88,7 +49,7 @@ def test_state_machine_echo_and_close(loop_impl: Any) -> None:
             await asyncio.sleep(0.005)
         assert bytes(proto.data) == b"ping"
         peer.shutdown(socket.SHUT_WR)
-        exc = await asyncio.wait_for(proto.lost_fut, 5)
+        exc = await asyncio.wait_for(proto.lost, 5)
         assert exc is None
         assert proto.events == ["made", "data", "eof", ("lost", None)]
         assert tr.is_closing()
@@ -110,7 +71,7 @@ def test_eof_received_true_keeps_writing_open(loop_impl: Any) -> None:
         assert not tr.is_closing()
         tr.write(b"after eof")
         tr.close()
-        await asyncio.wait_for(proto.lost_fut, 5)
+        await asyncio.wait_for(proto.lost, 5)
         assert await _read_all(peer, 9) == b"after eof"
         assert proto.events[-1] == ("lost", None)
         peer.close()
@@ -148,7 +109,7 @@ def test_write_buffer_watermarks(loop_impl: Any) -> None:
         assert tr.get_write_buffer_size() <= 2_000
         assert total > 10_000
         tr.abort()
-        await asyncio.wait_for(proto.lost_fut, 5)
+        await asyncio.wait_for(proto.lost, 5)
         peer.close()
 
     run(loop_impl, main)
@@ -173,7 +134,7 @@ def test_set_write_buffer_limits_defaults(
         tr.set_write_buffer_limits(high=high, low=low)
         assert tr.get_write_buffer_limits() == expected
         tr.close()
-        await proto.lost_fut
+        await proto.lost
         peer.close()
 
     run(loop_impl, main)
@@ -201,7 +162,7 @@ def test_set_write_buffer_limits_any_number(loop_impl: Any, high: Any, pauses_at
         paused = "pause" in proto.events
         assert paused == (pauses_at is not None and size >= pauses_at)
         tr.abort()
-        await asyncio.wait_for(proto.lost_fut, 5)
+        await asyncio.wait_for(proto.lost, 5)
         peer.close()
 
     run(loop_impl, main)
@@ -219,7 +180,7 @@ def test_set_write_buffer_limits_rejects(loop_impl: Any, high: Any, low: Any) ->
         with pytest.raises(ValueError, match="must be >="):
             tr.set_write_buffer_limits(high=high, low=low)
         tr.close()
-        await proto.lost_fut
+        await proto.lost
         peer.close()
 
     run(loop_impl, main)
@@ -247,7 +208,7 @@ def test_pause_resume_reading_idempotent(loop_impl: Any) -> None:
         assert proto.data == b"held"
         tr.close()
         assert not tr.is_reading()
-        await proto.lost_fut
+        await proto.lost
         peer.close()
 
     run(loop_impl, main)
@@ -264,7 +225,7 @@ def test_writelines_and_large_write_arrive_in_order(loop_impl: Any) -> None:
             tr.close()
             data = await _read_all(peer, len(big) + 6)
             assert data == big + b"abcdef"
-            await proto.lost_fut
+            await proto.lost
             assert proto.events[-1] == ("lost", None)
         finally:
             peer.close()
@@ -388,7 +349,7 @@ def test_buffered_bytearray_is_copied() -> None:
             buf[:] = b"CHANGED"
             tr.close()
             assert await _read_all(peer, len(big) + 7) == big + b"mutable"
-            await proto.lost_fut
+            await proto.lost
         finally:
             peer.close()
 
@@ -409,7 +370,7 @@ def test_write_errors(loop_impl: Any) -> None:
             tr.write(b"x")
         assert await asyncio.get_running_loop().sock_recv(peer, 10) == b""
         tr.close()
-        await proto.lost_fut
+        await proto.lost
         peer.close()
 
     run(loop_impl, main)
@@ -425,7 +386,7 @@ def test_abort_drops_buffer_and_loses_connection_once(loop_impl: Any) -> None:
         tr.abort()
         tr.close()
         assert tr.get_write_buffer_size() == 0
-        await asyncio.wait_for(proto.lost_fut, 5)
+        await asyncio.wait_for(proto.lost, 5)
         await asyncio.sleep(0.01)
         assert [e for e in proto.events if isinstance(e, tuple)] == [("lost", None)]
         peer.close()
@@ -444,7 +405,7 @@ def test_extra_info(loop_impl: Any) -> None:
         assert tr.get_extra_info("nonexistent", "dflt") == "dflt"
         assert tr.get_protocol() is proto
         tr.close()
-        await proto.lost_fut
+        await proto.lost
         peer.close()
 
     run(loop_impl, main)
@@ -496,7 +457,7 @@ def test_protocol_exception_is_fatal_and_reported(loop_impl: Any) -> None:
         proto = Bad()
         tr, peer = await _pair(proto)
         await loop.sock_sendall(peer, b"x")
-        exc = await asyncio.wait_for(proto.lost_fut, 5)
+        exc = await asyncio.wait_for(proto.lost, 5)
         assert isinstance(exc, ZeroDivisionError)
         assert contexts and "data_received" in contexts[0]["message"]
         assert contexts[0]["transport"] is tr and contexts[0]["protocol"] is proto
@@ -515,7 +476,7 @@ def test_no_fd_leak(loop_impl: Any) -> None:
             tr, peer = await _pair(proto)
             tr.write(b"data")
             tr.close()
-            await proto.lost_fut
+            await proto.lost
             peer.close()
 
     before = len(os.listdir("/proc/self/fd"))
@@ -533,7 +494,7 @@ def test_abort_after_close_flushed_is_a_no_op() -> None:
         tr.write(b"q" * (4 << 20))  # buffered, so close() waits for the flush
         tr.close()
         assert await _read_all(peer, 4 << 20) == b"q" * (4 << 20)
-        await asyncio.wait_for(proto.lost_fut, 5)
+        await asyncio.wait_for(proto.lost, 5)
         tr.abort()  # must not raise
         tr.close()
         await asyncio.sleep(0)

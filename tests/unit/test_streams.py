@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _support import run
 
 from tideloop import streams
 
@@ -36,15 +37,6 @@ def api(request: pytest.FixtureRequest) -> types.SimpleNamespace:
         StreamReader=mod.StreamReader,
         StreamWriter=mod.StreamWriter,
     )
-
-
-def run(loop_impl: LoopFactory, coro_fn: Callable[[], Any]) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(TIMEOUT):
-            return await coro_fn()
-
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(bounded())
 
 
 def _port(server: Any) -> int:

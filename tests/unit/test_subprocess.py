@@ -17,10 +17,11 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _support import open_fds, run
 
 import tideloop
 from tideloop._net import children as tsub
@@ -31,11 +32,6 @@ PY314 = sys.version_info >= (3, 14)
 LINUX = sys.platform == "linux"
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc")
 TRUE = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
-
-
-def run(loop_impl: Callable[[], asyncio.AbstractEventLoop], main: Callable[[], Any]) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(asyncio.wait_for(main(), TIMEOUT))
 
 
 class Proto(asyncio.SubprocessProtocol):
@@ -85,9 +81,6 @@ def children_of_us() -> list[tuple[int, str]]:
             found.append((int(name), fields[0]))
     return found
 
-
-def open_fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
 # --------------------------------------------------------------------- protocol sequence

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _support import Recorder, run
 
 import tideloop
 
@@ -50,56 +51,6 @@ def client_ctx(ca: Any) -> ssl.SSLContext:
     return ctx
 
 
-def run(loop_impl: Any, coro: Any) -> Any:
-    with asyncio.Runner(loop_factory=loop_impl) as runner:
-        return runner.run(coro)
-
-
-class Recorder(asyncio.Protocol):
-    """Records the protocol calls in order; ``echo`` writes back what it receives."""
-
-    def __init__(self, echo: bool = False) -> None:
-        self.echo = echo
-        self.events: list[Any] = []
-        self.data = bytearray()
-        self.transport: Any = None
-        loop = asyncio.get_running_loop()
-        self.made = loop.create_future()
-        self.lost = loop.create_future()
-        self.got = asyncio.Event()
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.events.append("made")
-        self.made.set_result(transport)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.events or self.events[-1] != "data":
-            self.events.append("data")
-        self.data += data
-        self.got.set()
-        if self.echo:
-            self.transport.write(data)
-
-    def eof_received(self) -> None:
-        self.events.append("eof")
-
-    def pause_writing(self) -> None:
-        self.events.append("pause")
-        self.size_at_pause = self.transport.get_write_buffer_size()
-
-    def resume_writing(self) -> None:
-        self.events.append("resume")
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.events.append(("lost", exc))
-        self.lost.set_result(exc)
-
-    async def wait_for_bytes(self, n: int) -> bytes:
-        while len(self.data) < n:
-            self.got.clear()
-            await asyncio.wait_for(self.got.wait(), 10)
-        return bytes(self.data)
 
 
 class BufRecorder(asyncio.BufferedProtocol):
@@ -167,7 +118,7 @@ def test_echo_and_clean_shutdown(loop_impl: Any, server_ctx: Any, client_ctx: An
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_server_closes_first(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
@@ -189,7 +140,7 @@ def test_server_closes_first(loop_impl: Any, server_ctx: Any, client_ctx: Any) -
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_large_writes_flow_control(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
@@ -238,7 +189,7 @@ def test_large_writes_flow_control(loop_impl: Any, server_ctx: Any, client_ctx: 
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_buffered_protocol_both_sides(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
@@ -271,7 +222,7 @@ def test_buffered_protocol_both_sides(loop_impl: Any, server_ctx: Any, client_ct
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 class BytearrayRecorder(BufRecorder):
@@ -328,7 +279,7 @@ def test_buffered_protocol_bytearray_buffer(server_ctx: Any, client_ctx: Any) ->
         while not done():
             await asyncio.sleep(0.001)
 
-    run(tideloop.new_event_loop, main())
+    run(tideloop.new_event_loop, main)
 
 
 def test_transport_api(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
@@ -377,7 +328,7 @@ def test_transport_api(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_abort_does_not_wait(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
@@ -407,7 +358,7 @@ def test_abort_does_not_wait(loop_impl: Any, server_ctx: Any, client_ctx: Any) -
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 # ------------------------------------------------------------------- failures and timeouts
@@ -458,7 +409,7 @@ def test_handshake_timeout(loop_impl: Any, client_ctx: Any) -> None:
 
     with raw_server(lambda sock: done.wait(10)) as port:
         try:
-            run(loop_impl, main(port))
+            run(loop_impl, lambda: main(port))
         finally:
             done.set()
 
@@ -493,7 +444,7 @@ def test_shutdown_timeout(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> N
 
     with raw_server(handler) as port:
         try:
-            run(loop_impl, main(port))
+            run(loop_impl, lambda: main(port))
         finally:
             done.set()
 
@@ -560,7 +511,7 @@ def test_shutdown_timeout_after_eof_from_peer_not_reading(
 
     with raw_server(handler) as port:
         try:
-            run(loop_impl, main(port))
+            run(loop_impl, lambda: main(port))
         finally:
             filled.set()
             done.set()
@@ -580,7 +531,7 @@ def test_peer_vanishes_mid_handshake_client(loop_impl: Any, client_ctx: Any) -> 
             )
 
     with raw_server(handler) as port:
-        run(loop_impl, main(port))
+        run(loop_impl, lambda: main(port))
 
 
 def test_peer_vanishes_mid_handshake_server(
@@ -613,7 +564,7 @@ def test_peer_vanishes_mid_handshake_server(
         server.close()
         await asyncio.wait_for(server.wait_closed(), 5)
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_untrusted_certificate(loop_impl: Any, server_ctx: Any) -> None:
@@ -629,7 +580,7 @@ def test_untrusted_certificate(loop_impl: Any, server_ctx: Any) -> None:
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def _transports_alive() -> int:
@@ -715,7 +666,7 @@ def test_server_hostname_rules(
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 # ------------------------------------------------------------------------------- start_tls
@@ -765,7 +716,7 @@ def test_start_tls_both_sides(loop_impl: Any, server_ctx: Any, client_ctx: Any) 
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_start_tls_bad_arguments(loop_impl: Any) -> None:
@@ -779,7 +730,7 @@ def test_start_tls_bad_arguments(loop_impl: Any) -> None:
         b.close()
         await asyncio.sleep(0)
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 def test_streams_start_tls(server_ctx: Any, client_ctx: Any) -> None:
@@ -852,7 +803,7 @@ def test_streams_start_tls_with_buffered_client_hello(
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, asyncio.wait_for(main(), 10))
+    run(loop_impl, main, timeout=10)
 
 
 @pytest.mark.parametrize("api", ["tidestreams", "aiostreams"])
@@ -900,7 +851,7 @@ def test_streams_start_tls_reader_flow_control(
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, asyncio.wait_for(main(), 10))
+    run(loop_impl, main, timeout=10)
 
 
 def test_streams_open_connection_ssl(server_ctx: Any, client_ctx: Any) -> None:
@@ -939,7 +890,7 @@ def test_unix_ssl(loop_impl: Any, server_ctx: Any, client_ctx: Any, tmp_path: An
         server.close()
         await server.wait_closed()
 
-    run(loop_impl, main())
+    run(loop_impl, main)
 
 
 # ------------------------------------------------------------------------------- leaks
