@@ -1,7 +1,7 @@
 cimport cython
 
 
-# A C shim for the compiled build (see ``_NATIVE`` in tls.py; pure mode slices a memoryview):
+# A C shim for the compiled build (see ``_NATIVE`` in tls_core.py; pure mode slices a memoryview):
 # the first n bytes of a bytearray as a new bytes object, with no slice or view in between.
 cdef extern from *:
     """
@@ -51,7 +51,6 @@ cdef class TLSCore:
     cdef public Py_ssize_t _write_buffer_size
     cdef public object _waiter
     cdef public object _app_transport
-    cdef public bint _app_transport_created
     cdef public object _transport
     cdef object _transport_write
     cdef public object _ssl_handshake_timeout
@@ -109,6 +108,7 @@ cdef class TLSCore:
     cdef _call_eof_received(self)
     @cython.locals(size=Py_ssize_t)
     cpdef _control_app_writing(self)
+    cdef _call_app_flow(self, str name)
     cpdef Py_ssize_t _get_write_buffer_size(self) except -1
     @cython.locals(size=Py_ssize_t)
     cpdef _control_ssl_reading(self)

@@ -1,0 +1,1 @@
+"""Parts of ``tideloop.streams``, the public module (which re-exports them)."""
