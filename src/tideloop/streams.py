@@ -43,6 +43,9 @@ from typing import Any
 
 from ._streams.reader import _DEFAULT_LIMIT, StreamReader
 
+# Public here: introspection (help(), reprs of the class, docs) names the module users import.
+StreamReader.__module__ = __name__
+
 __all__ = (
     "StreamReader",
     "StreamWriter",

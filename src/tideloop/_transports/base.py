@@ -24,7 +24,7 @@ the transition against ``_NEXT`` and raises AssertionError on any other)::
 ``connection_lost`` runs exactly once, on entering CLOSED, and only if ``connection_made`` was
 called; after it ``_sock``, ``_protocol`` and ``_loop`` are None. A transport kind may use a
 subset (a read pipe never enters CLOSING). TLS is not a core: its app-side grammar is
-asyncio's ``SSLProtocol`` one (``tls.py``), layered over a stream core's lifecycle.
+asyncio's ``SSLProtocol`` one (``tls_core.py``), layered over a stream core's lifecycle.
 
 Invariant: ``_closing`` is True iff ``_state != OPEN`` (is_closing()).
 Invariant: ``_conn_lost`` keeps asyncio's per-kind meaning (stream and datagram: 1 once
