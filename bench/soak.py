@@ -152,9 +152,11 @@ def main(argv=None) -> int:
         if r is None:
             print(f"{impl:8} n/a  {dead.get(impl, '')}")
             continue
-        print(f"{impl:8} {r['rss_settled_start'] / 2**20:9.1f}Mi {r['rss_end'] / 2**20:7.1f}Mi "
-              f"{r['rss_drift_pct']:6.1f}%  {r['socket_fds_before']:>10}/{r['socket_fds_after']:<10}"
-              f" {r['rss_before_sequential'] / 2**20:9.1f}Mi/{r['rss_after_sequential'] / 2**20:.1f}Mi")
+        mib = {k: v / 2**20 for k, v in r.items() if k.startswith("rss_") and k != "rss_samples"}
+        print(f"{impl:8} {mib['rss_settled_start']:9.1f}Mi {mib['rss_end']:7.1f}Mi "
+              f"{r['rss_drift_pct']:6.1f}%  {r['socket_fds_before']:>10}/"
+              f"{r['socket_fds_after']:<10} {mib['rss_before_sequential']:9.1f}Mi/"
+              f"{mib['rss_after_sequential']:.1f}Mi")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0
