@@ -57,6 +57,12 @@ def bug(applies: bool, reason: str) -> str | None:
     """An xfail reason for a known tideloop mismatch, where it applies."""
     return f"tideloop bug: {reason}" if applies else None
 
+
+def by_design(applies: bool, reason: str) -> str | None:
+    """An xfail reason for a mismatch that tideloop documents as deliberate."""
+    return f"tideloop difference by design: {reason}" if applies else None
+
+
 Outcome = tuple[Any, ...]
 
 
@@ -336,9 +342,7 @@ async def _connect(env: Env, *, tls: bool = False, unix: bool = False) -> None:
             Proto, env.addr, ssl=ssl_ctx, server_hostname=host
         )
     else:
-        t, p = await env.loop.create_connection(
-            Proto, *env.addr, ssl=ssl_ctx, server_hostname=host
-        )
+        t, p = await env.loop.create_connection(Proto, *env.addr, ssl=ssl_ctx, server_hostname=host)
     env.later(t)
     env.obj, env.proto = t, p
     while not env.peer_protos:
@@ -557,16 +561,43 @@ case("call_soon-unknown-kwarg", L, lambda e: e.loop.call_soon(noop, delay=1))
 case("call_soon-no-args", L, lambda e: e.loop.call_soon())
 case("call_soon_threadsafe-int", L, lambda e: e.loop.call_soon_threadsafe(1))
 case("call_soon_threadsafe-int-debug", L, lambda e: e.loop.call_soon_threadsafe(1), debug=True)
-case("call_soon_threadsafe-coroutine-fn", L, lambda e: e.loop.call_soon_threadsafe(acoro), debug=True)
+case(
+    "call_soon_threadsafe-coroutine-fn", L, lambda e: e.loop.call_soon_threadsafe(acoro), debug=True
+)
 case("call_soon_threadsafe-context-int", L, lambda e: e.loop.call_soon_threadsafe(noop, context=1))
 case("call_later-str-delay", L, lambda e: e.loop.call_later("1", noop))
 case("call_later-none-delay", L, lambda e: e.loop.call_later(None, noop), settle=False)
 case("call_later-bytes-delay", L, lambda e: e.loop.call_later(b"1", noop))
-case("call_later-complex-delay", L, lambda e: e.loop.call_later(1j, noop), xfail=bug(not COMPILED, "pure build: call_later(1j, f) raises TypeError but leaves the timer in the heap, and the next loop pass raises TypeError out of run_until_complete (asyncio does the same; the harness repairs asyncio's heap)"))
+case(
+    "call_later-complex-delay",
+    L,
+    lambda e: e.loop.call_later(1j, noop),
+    xfail=bug(
+        not COMPILED,
+        "pure build: call_later(1j, f) raises TypeError but leaves the timer in the heap, "
+        "and the next loop pass raises TypeError out of run_until_complete (asyncio does "
+        "the same; the harness repairs asyncio's heap, not tideloop's)",
+    ),
+)
 case("call_later-huge-int-delay", L, lambda e: e.loop.call_later(10**400, noop))
-case("call_later-2pow64-delay", L, lambda e: ran_after(e, lambda cb: e.loop.call_later(2**64, cb)), result=same)
-case("call_later-negative-delay", L, lambda e: ran_after(e, lambda cb: e.loop.call_later(-1, cb)), result=same)
-case("call_later-inf-delay", L, lambda e: ran_after(e, lambda cb: e.loop.call_later(INF, cb)), result=same)
+case(
+    "call_later-2pow64-delay",
+    L,
+    lambda e: ran_after(e, lambda cb: e.loop.call_later(2**64, cb)),
+    result=same,
+)
+case(
+    "call_later-negative-delay",
+    L,
+    lambda e: ran_after(e, lambda cb: e.loop.call_later(-1, cb)),
+    result=same,
+)
+case(
+    "call_later-inf-delay",
+    L,
+    lambda e: ran_after(e, lambda cb: e.loop.call_later(INF, cb)),
+    result=same,
+)
 case("call_later-nan-delay", L, lambda e: e.loop.call_later(NAN, noop), settle=False)
 case("call_later-int-callback", L, lambda e: e.loop.call_later(0, 1))
 case("call_later-int-callback-debug", L, lambda e: e.loop.call_later(0, 1), debug=True)
@@ -586,12 +617,26 @@ case("run_in_executor-object-executor", L, lambda e: e.loop.run_in_executor(obje
 case("run_in_executor-str-executor", L, lambda e: e.loop.run_in_executor("x", noop))
 case("run_in_executor-int-func", L, lambda e: e.loop.run_in_executor(None, 1))
 case("run_in_executor-int-func-debug", L, lambda e: e.loop.run_in_executor(None, 1), debug=True)
-case("run_in_executor-coroutine-function", L, lambda e: e.loop.run_in_executor(None, acoro), debug=True)
+case(
+    "run_in_executor-coroutine-function",
+    L,
+    lambda e: e.loop.run_in_executor(None, acoro),
+    debug=True,
+)
 case("run_in_executor-func-raises-arity", L, lambda e: e.loop.run_in_executor(None, noop0, 1))
 case("set_default_executor-object", L, lambda e: e.loop.set_default_executor(object()))
 case("set_default_executor-none", L, lambda e: e.loop.set_default_executor(None))
 case("set_default_executor-int", L, lambda e: e.loop.set_default_executor(1))
-case("shutdown_default_executor-positional", L, lambda e: e.loop.shutdown_default_executor(1), xfail=bug(PY < (3, 12), "on 3.11 shutdown_default_executor(1) succeeds; asyncio 3.11 has no timeout parameter (TypeError)"))
+case(
+    "shutdown_default_executor-positional",
+    L,
+    lambda e: e.loop.shutdown_default_executor(1),
+    xfail=bug(
+        PY < (3, 12),
+        "on 3.11 shutdown_default_executor(1) succeeds; asyncio 3.11 has no timeout "
+        "parameter (TypeError)",
+    ),
+)
 case("shutdown_asyncgens-arg", L, lambda e: e.loop.shutdown_asyncgens(1))
 
 # --- DNS
@@ -601,13 +646,37 @@ case("getaddrinfo-family-str", L, lambda e: e.loop.getaddrinfo("127.0.0.1", 80, 
 case("getaddrinfo-flags-str", L, lambda e: e.loop.getaddrinfo("127.0.0.1", 80, flags="x"))
 case("getaddrinfo-proto-str", L, lambda e: e.loop.getaddrinfo("127.0.0.1", 80, proto="x"))
 case("getaddrinfo-type-bad", L, lambda e: e.loop.getaddrinfo("127.0.0.1", 80, type=12345))
-case("getaddrinfo-port-70000", L, lambda e: e.loop.getaddrinfo("127.0.0.1", 70000), result=sorted_addrinfo)
-case("getaddrinfo-port-negative", L, lambda e: e.loop.getaddrinfo("127.0.0.1", -1), result=sorted_addrinfo)
+case(
+    "getaddrinfo-port-70000",
+    L,
+    lambda e: e.loop.getaddrinfo("127.0.0.1", 70000),
+    result=sorted_addrinfo,
+)
+case(
+    "getaddrinfo-port-negative",
+    L,
+    lambda e: e.loop.getaddrinfo("127.0.0.1", -1),
+    result=sorted_addrinfo,
+)
 case("getaddrinfo-port-float", L, lambda e: e.loop.getaddrinfo("127.0.0.1", 80.0))
-case("getaddrinfo-host-bytes", L, lambda e: e.loop.getaddrinfo(b"127.0.0.1", 80), result=sorted_addrinfo)
-case("getaddrinfo-port-bytes", L, lambda e: e.loop.getaddrinfo("127.0.0.1", b"80"), result=sorted_addrinfo)
+case(
+    "getaddrinfo-host-bytes",
+    L,
+    lambda e: e.loop.getaddrinfo(b"127.0.0.1", 80),
+    result=sorted_addrinfo,
+)
+case(
+    "getaddrinfo-port-bytes",
+    L,
+    lambda e: e.loop.getaddrinfo("127.0.0.1", b"80"),
+    result=sorted_addrinfo,
+)
 case("getaddrinfo-none-none", L, lambda e: e.loop.getaddrinfo(None, None))
-case("getaddrinfo-bad-ipv4", L, lambda e: e.loop.getaddrinfo("300.1.1.1", 80, flags=socket.AI_NUMERICHOST))
+case(
+    "getaddrinfo-bad-ipv4",
+    L,
+    lambda e: e.loop.getaddrinfo("300.1.1.1", 80, flags=socket.AI_NUMERICHOST),
+)
 case("getnameinfo-str", L, lambda e: e.loop.getnameinfo("x"))
 case("getnameinfo-short-tuple", L, lambda e: e.loop.getnameinfo(("127.0.0.1",)))
 case("getnameinfo-flags-str", L, lambda e: e.loop.getnameinfo(("127.0.0.1", 80), "x"))
@@ -615,115 +684,384 @@ case("getnameinfo-port-str", L, lambda e: e.loop.getnameinfo(("127.0.0.1", "x"))
 
 # --- create_connection
 S, TS = "srv", "tls_srv"
-case("create_connection-host-and-sock", S, lambda e: e.loop.create_connection(Proto, *e.addr, sock=e.sock()))
+case(
+    "create_connection-host-and-sock",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, sock=e.sock()),
+)
 case("create_connection-no-host-no-sock", S, lambda e: e.loop.create_connection(Proto))
-case("create_connection-sock-udp", S, lambda e: e.loop.create_connection(Proto, sock=e.sock(type=socket.SOCK_DGRAM)))
+case(
+    "create_connection-sock-udp",
+    S,
+    lambda e: e.loop.create_connection(Proto, sock=e.sock(type=socket.SOCK_DGRAM)),
+)
 case("create_connection-sock-object", S, lambda e: e.loop.create_connection(Proto, sock=object()))
 case("create_connection-sock-int", S, lambda e: e.loop.create_connection(Proto, sock=3))
-case("create_connection-handshake-timeout-no-ssl", S, lambda e: e.loop.create_connection(Proto, *e.addr, ssl_handshake_timeout=1))
-case("create_connection-shutdown-timeout-no-ssl", S, lambda e: e.loop.create_connection(Proto, *e.addr, ssl_shutdown_timeout=1))
-case("create_connection-server-hostname-no-ssl", S, lambda e: e.loop.create_connection(Proto, *e.addr, server_hostname="x"))
-case("create_connection-ssl-int", TS, lambda e: e.loop.create_connection(Proto, *e.addr, ssl=1), aio_leaks=True)
-case("create_connection-ssl-handshake-timeout-negative", TS, lambda e: e.loop.create_connection(Proto, *e.addr, ssl=e.client_ctx, server_hostname="localhost", ssl_handshake_timeout=-1), aio_leaks=True)
-case("create_connection-ssl-handshake-timeout-zero", TS, lambda e: e.loop.create_connection(Proto, *e.addr, ssl=e.client_ctx, server_hostname="localhost", ssl_handshake_timeout=0), aio_leaks=True)
-case("create_connection-ssl-shutdown-timeout-negative", TS, lambda e: e.loop.create_connection(Proto, *e.addr, ssl=e.client_ctx, server_hostname="localhost", ssl_shutdown_timeout=-1), aio_leaks=True)
-case("create_connection-ssl-no-hostname-for-ip-sock", TS, lambda e: e.loop.create_connection(Proto, sock=e.sock(), ssl=e.client_ctx))
-case("create_connection-port-str", S, lambda e: e.loop.create_connection(Proto, "127.0.0.1", "no-such-service"))
+case(
+    "create_connection-handshake-timeout-no-ssl",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, ssl_handshake_timeout=1),
+)
+case(
+    "create_connection-shutdown-timeout-no-ssl",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, ssl_shutdown_timeout=1),
+)
+case(
+    "create_connection-server-hostname-no-ssl",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, server_hostname="x"),
+)
+case(
+    "create_connection-ssl-int",
+    TS,
+    lambda e: e.loop.create_connection(Proto, *e.addr, ssl=1),
+    aio_leaks=True,
+)
+case(
+    "create_connection-ssl-handshake-timeout-negative",
+    TS,
+    lambda e: e.loop.create_connection(
+        Proto, *e.addr, ssl=e.client_ctx, server_hostname="localhost", ssl_handshake_timeout=-1
+    ),
+    aio_leaks=True,
+)
+case(
+    "create_connection-ssl-handshake-timeout-zero",
+    TS,
+    lambda e: e.loop.create_connection(
+        Proto, *e.addr, ssl=e.client_ctx, server_hostname="localhost", ssl_handshake_timeout=0
+    ),
+    aio_leaks=True,
+)
+case(
+    "create_connection-ssl-shutdown-timeout-negative",
+    TS,
+    lambda e: e.loop.create_connection(
+        Proto, *e.addr, ssl=e.client_ctx, server_hostname="localhost", ssl_shutdown_timeout=-1
+    ),
+    aio_leaks=True,
+)
+case(
+    "create_connection-ssl-no-hostname-for-ip-sock",
+    TS,
+    lambda e: e.loop.create_connection(Proto, sock=e.sock(), ssl=e.client_ctx),
+)
+case(
+    "create_connection-port-str",
+    S,
+    lambda e: e.loop.create_connection(Proto, "127.0.0.1", "no-such-service"),
+)
 case("create_connection-host-int", S, lambda e: e.loop.create_connection(Proto, 1, 80))
-case("create_connection-port-70000", S, lambda e: e.loop.create_connection(Proto, "127.0.0.1", 70000))
-case("create_connection-family-str", S, lambda e: e.loop.create_connection(Proto, *e.addr, family="x"))
-case("create_connection-local-addr-str", S, lambda e: e.loop.create_connection(Proto, *e.addr, local_addr="x"))
-case("create_connection-local-addr-bad-port", S, lambda e: e.loop.create_connection(Proto, *e.addr, local_addr=("127.0.0.1", "x")))
-case("create_connection-interleave-str", S, lambda e: e.loop.create_connection(Proto, *e.addr, interleave="x"))
-case("create_connection-happy-eyeballs-negative", S, lambda e: e.loop.create_connection(Proto, *e.addr, happy_eyeballs_delay=-1), result=lambda e, r: type(r).__name__)
+case(
+    "create_connection-port-70000", S, lambda e: e.loop.create_connection(Proto, "127.0.0.1", 70000)
+)
+case(
+    "create_connection-family-str",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, family="x"),
+)
+case(
+    "create_connection-local-addr-str",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, local_addr="x"),
+)
+case(
+    "create_connection-local-addr-bad-port",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, local_addr=("127.0.0.1", "x")),
+)
+case(
+    "create_connection-interleave-str",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, interleave="x"),
+)
+case(
+    "create_connection-happy-eyeballs-negative",
+    S,
+    lambda e: e.loop.create_connection(Proto, *e.addr, happy_eyeballs_delay=-1),
+    result=lambda e, r: type(r).__name__,
+)
 
 # --- create_server / create_unix_server / create_unix_connection
-case("create_server-host-and-sock", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, sock=e.sock()))
-case("create_server-sock-udp", L, lambda e: e.loop.create_server(Proto, sock=e.sock(type=socket.SOCK_DGRAM)))
+case(
+    "create_server-host-and-sock",
+    L,
+    lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, sock=e.sock()),
+)
+case(
+    "create_server-sock-udp",
+    L,
+    lambda e: e.loop.create_server(Proto, sock=e.sock(type=socket.SOCK_DGRAM)),
+)
 case("create_server-sock-object", L, lambda e: e.loop.create_server(Proto, sock=object()))
-case("create_server-handshake-timeout-no-ssl", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, ssl_handshake_timeout=1))
-case("create_server-shutdown-timeout-no-ssl", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, ssl_shutdown_timeout=1))
+case(
+    "create_server-handshake-timeout-no-ssl",
+    L,
+    lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, ssl_handshake_timeout=1),
+)
+case(
+    "create_server-shutdown-timeout-no-ssl",
+    L,
+    lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, ssl_shutdown_timeout=1),
+)
 case("create_server-ssl-true", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, ssl=True))
-case("create_server-backlog-str", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, backlog="x"), aio_leaks=True, xfail=bug(True, "create_server(backlog='x') raises TypeError and leaks the listening socket (ResourceWarning); asyncio leaks it too"))
+case(
+    "create_server-backlog-str",
+    L,
+    lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, backlog="x"),
+    aio_leaks=True,
+    xfail=bug(
+        True,
+        "create_server(backlog='x') raises TypeError and leaks the listening socket "
+        "(ResourceWarning: unclosed socket); asyncio leaks it too",
+    ),
+)
 case("create_server-port-70000", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 70000))
-case("create_server-port-str", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", "no-such-service"))
+case(
+    "create_server-port-str",
+    L,
+    lambda e: e.loop.create_server(Proto, "127.0.0.1", "no-such-service"),
+)
 case("create_server-host-int", L, lambda e: e.loop.create_server(Proto, 1, 0))
 case("create_server-host-list-of-int", L, lambda e: e.loop.create_server(Proto, [1], 0))
-case("create_server-family-bad", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, family=12345))
-case("create_server-reuse-port-unix-sock", L, lambda e: e.loop.create_server(Proto, sock=e.sock(socket.AF_UNIX), reuse_port=True))
-case("create_unix_server-reuse-port", L, lambda e: e.loop.create_unix_server(Proto, e.path(), reuse_port=True))
+case(
+    "create_server-family-bad",
+    L,
+    lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, family=12345),
+)
+case(
+    "create_server-reuse-port-unix-sock",
+    L,
+    lambda e: e.loop.create_server(Proto, sock=e.sock(socket.AF_UNIX), reuse_port=True),
+)
+case(
+    "create_unix_server-reuse-port",
+    L,
+    lambda e: e.loop.create_unix_server(Proto, e.path(), reuse_port=True),
+)
 case("create_unix_server-path-int", L, lambda e: e.loop.create_unix_server(Proto, 1))
-case("create_unix_server-path-and-sock", L, lambda e: e.loop.create_unix_server(Proto, e.path(), sock=e.sock(socket.AF_UNIX)))
+case(
+    "create_unix_server-path-and-sock",
+    L,
+    lambda e: e.loop.create_unix_server(Proto, e.path(), sock=e.sock(socket.AF_UNIX)),
+)
 case("create_unix_server-sock-tcp", L, lambda e: e.loop.create_unix_server(Proto, sock=e.sock()))
 case("create_unix_server-no-path-no-sock", L, lambda e: e.loop.create_unix_server(Proto))
-case("create_unix_server-path-too-long", L, lambda e: e.loop.create_unix_server(Proto, e.path("a" * 200)))
-case("create_unix_server-handshake-timeout-no-ssl", L, lambda e: e.loop.create_unix_server(Proto, e.path(), ssl_handshake_timeout=1))
-case("create_unix_connection-path-and-sock", L, lambda e: e.loop.create_unix_connection(Proto, e.path(), sock=e.sock(socket.AF_UNIX)))
+case(
+    "create_unix_server-path-too-long",
+    L,
+    lambda e: e.loop.create_unix_server(Proto, e.path("a" * 200)),
+)
+case(
+    "create_unix_server-handshake-timeout-no-ssl",
+    L,
+    lambda e: e.loop.create_unix_server(Proto, e.path(), ssl_handshake_timeout=1),
+)
+case(
+    "create_unix_connection-path-and-sock",
+    L,
+    lambda e: e.loop.create_unix_connection(Proto, e.path(), sock=e.sock(socket.AF_UNIX)),
+)
 case("create_unix_connection-no-path-no-sock", L, lambda e: e.loop.create_unix_connection(Proto))
-case("create_unix_connection-sock-tcp", L, lambda e: e.loop.create_unix_connection(Proto, sock=e.sock()))
-case("create_unix_connection-sock-udp-unix", L, lambda e: e.loop.create_unix_connection(Proto, sock=e.sock(socket.AF_UNIX, socket.SOCK_DGRAM)))
-case("create_unix_connection-missing-path", L, lambda e: e.loop.create_unix_connection(Proto, e.path("missing")))
+case(
+    "create_unix_connection-sock-tcp",
+    L,
+    lambda e: e.loop.create_unix_connection(Proto, sock=e.sock()),
+)
+case(
+    "create_unix_connection-sock-udp-unix",
+    L,
+    lambda e: e.loop.create_unix_connection(Proto, sock=e.sock(socket.AF_UNIX, socket.SOCK_DGRAM)),
+)
+case(
+    "create_unix_connection-missing-path",
+    L,
+    lambda e: e.loop.create_unix_connection(Proto, e.path("missing")),
+)
 case("create_unix_connection-path-int", L, lambda e: e.loop.create_unix_connection(Proto, 1))
-case("create_unix_connection-server-hostname-no-ssl", L, lambda e: e.loop.create_unix_connection(Proto, e.path(), server_hostname="x"))
-case("create_unix_connection-handshake-timeout-no-ssl", L, lambda e: e.loop.create_unix_connection(Proto, e.path(), ssl_handshake_timeout=1))
+case(
+    "create_unix_connection-server-hostname-no-ssl",
+    L,
+    lambda e: e.loop.create_unix_connection(Proto, e.path(), server_hostname="x"),
+)
+case(
+    "create_unix_connection-handshake-timeout-no-ssl",
+    L,
+    lambda e: e.loop.create_unix_connection(Proto, e.path(), ssl_handshake_timeout=1),
+)
 
 # --- create_datagram_endpoint
 D = socket.SOCK_DGRAM
 case("datagram-no-address", L, lambda e: e.loop.create_datagram_endpoint(Proto))
-case("datagram-sock-and-local-addr", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), sock=e.sock(type=D)))
+case(
+    "datagram-sock-and-local-addr",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(
+        Proto, local_addr=("127.0.0.1", 0), sock=e.sock(type=D)
+    ),
+)
 case("datagram-sock-tcp", L, lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock()))
-case("datagram-sock-allow-broadcast", L, lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D), allow_broadcast=True))
-case("datagram-sock-reuse-port", L, lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D), reuse_port=True))
-case("datagram-sock-family", L, lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D), family=socket.AF_INET))
-case("datagram-reuse-address-true", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), reuse_address=True))
-case("datagram-unix-family-tuple-addr", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), family=socket.AF_UNIX))
-case("datagram-inet-family-str-addr", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr="x", family=socket.AF_INET))
-case("datagram-local-addr-bad-port", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", "x")))
-case("datagram-remote-addr-short", L, lambda e: e.loop.create_datagram_endpoint(Proto, remote_addr=("127.0.0.1",)))
-case("datagram-family-mismatch", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), remote_addr=("::1", 9)))
-case("datagram-family-bad", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), family=12345))
+case(
+    "datagram-sock-allow-broadcast",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D), allow_broadcast=True),
+)
+case(
+    "datagram-sock-reuse-port",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D), reuse_port=True),
+)
+case(
+    "datagram-sock-family",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D), family=socket.AF_INET),
+)
+case(
+    "datagram-reuse-address-true",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(
+        Proto, local_addr=("127.0.0.1", 0), reuse_address=True
+    ),
+)
+case(
+    "datagram-unix-family-tuple-addr",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(
+        Proto, local_addr=("127.0.0.1", 0), family=socket.AF_UNIX
+    ),
+)
+case(
+    "datagram-inet-family-str-addr",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, local_addr="x", family=socket.AF_INET),
+)
+case(
+    "datagram-local-addr-bad-port",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", "x")),
+)
+case(
+    "datagram-remote-addr-short",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, remote_addr=("127.0.0.1",)),
+)
+case(
+    "datagram-family-mismatch",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(
+        Proto, local_addr=("127.0.0.1", 0), remote_addr=("::1", 9)
+    ),
+)
+case(
+    "datagram-family-bad",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), family=12345),
+)
 case("datagram-local-addr-int", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=1))
-case("datagram-unix-remote-missing", L, lambda e: e.loop.create_datagram_endpoint(Proto, remote_addr=e.path("missing"), family=socket.AF_UNIX))
-case("datagram-allow-broadcast-loopback", L, lambda e: e.loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), allow_broadcast=True), result=lambda e, r: len(r))
+case(
+    "datagram-unix-remote-missing",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(
+        Proto, remote_addr=e.path("missing"), family=socket.AF_UNIX
+    ),
+)
+case(
+    "datagram-allow-broadcast-loopback",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(
+        Proto, local_addr=("127.0.0.1", 0), allow_broadcast=True
+    ),
+    result=lambda e, r: len(r),
+)
 
 # --- sock_* coroutines
-case("sock_recv-blocking-debug", L, lambda e: e.loop.sock_recv(e.sock(blocking=True), 1), debug=True)
+case(
+    "sock_recv-blocking-debug", L, lambda e: e.loop.sock_recv(e.sock(blocking=True), 1), debug=True
+)
 case("sock_recv-negative", L, lambda e: e.loop.sock_recv(e.sock(), -1))
 case("sock_recv-str-size", L, lambda e: e.loop.sock_recv(e.sock(), "x"))
 case("sock_recv-object", L, lambda e: e.loop.sock_recv(object(), 1))
 case("sock_recv-int-sock", L, lambda e: e.loop.sock_recv(3, 1))
 case("sock_recv-ssl-socket", L, lambda e: e.loop.sock_recv(e.ssl_sock(), 1))
 case("sock_recv_into-bytes", L, lambda e: e.loop.sock_recv_into(e.sock(), b"xx"))
-case("sock_recv_into-readonly-view", L, lambda e: e.loop.sock_recv_into(e.sock(), memoryview(b"xx")))
-case("sock_recv_into-blocking-debug", L, lambda e: e.loop.sock_recv_into(e.sock(blocking=True), bytearray(1)), debug=True)
+case(
+    "sock_recv_into-readonly-view", L, lambda e: e.loop.sock_recv_into(e.sock(), memoryview(b"xx"))
+)
+case(
+    "sock_recv_into-blocking-debug",
+    L,
+    lambda e: e.loop.sock_recv_into(e.sock(blocking=True), bytearray(1)),
+    debug=True,
+)
 case("sock_recvfrom-negative", L, lambda e: e.loop.sock_recvfrom(e.sock(type=D), -1))
-case("sock_recvfrom_into-nbytes-too-big", L, lambda e: e.loop.sock_recvfrom_into(e.sock(type=D), bytearray(2), 5))
+case(
+    "sock_recvfrom_into-nbytes-too-big",
+    L,
+    lambda e: e.loop.sock_recvfrom_into(e.sock(type=D), bytearray(2), 5),
+)
 case("sock_recvfrom_into-bytes", L, lambda e: e.loop.sock_recvfrom_into(e.sock(type=D), b"xx"))
 case("sock_sendall-str", L, lambda e: e.loop.sock_sendall(e.sock(), "x"))
 case("sock_sendall-int", L, lambda e: e.loop.sock_sendall(e.sock(), 1))
-case("sock_sendall-blocking-debug", L, lambda e: e.loop.sock_sendall(e.sock(blocking=True), b"x"), debug=True)
+case(
+    "sock_sendall-blocking-debug",
+    L,
+    lambda e: e.loop.sock_sendall(e.sock(blocking=True), b"x"),
+    debug=True,
+)
 case("sock_sendall-ssl-socket", L, lambda e: e.loop.sock_sendall(e.ssl_sock(), b"x"))
 case("sock_sendto-str", L, lambda e: e.loop.sock_sendto(e.sock(type=D), "x", ("127.0.0.1", 9)))
 case("sock_sendto-addr-str", L, lambda e: e.loop.sock_sendto(e.sock(type=D), b"x", "addr"))
-case("sock_sendto-port-70000", L, lambda e: e.loop.sock_sendto(e.sock(type=D), b"x", ("127.0.0.1", 70000)))
+case(
+    "sock_sendto-port-70000",
+    L,
+    lambda e: e.loop.sock_sendto(e.sock(type=D), b"x", ("127.0.0.1", 70000)),
+)
 case("sock_connect-addr-str", S, lambda e: e.loop.sock_connect(e.sock(), "x"))
 case("sock_connect-addr-short", S, lambda e: e.loop.sock_connect(e.sock(), ("127.0.0.1",)))
-case("sock_connect-port-service", S, lambda e: e.loop.sock_connect(e.sock(), ("127.0.0.1", "no-such-service")))
+case(
+    "sock_connect-port-service",
+    S,
+    lambda e: e.loop.sock_connect(e.sock(), ("127.0.0.1", "no-such-service")),
+)
 case("sock_connect-addr-int", S, lambda e: e.loop.sock_connect(e.sock(), 1))
-case("sock_connect-blocking-debug", S, lambda e: e.loop.sock_connect(e.sock(blocking=True), e.addr), debug=True)
+case(
+    "sock_connect-blocking-debug",
+    S,
+    lambda e: e.loop.sock_connect(e.sock(blocking=True), e.addr),
+    debug=True,
+)
 case("sock_connect-unix-path-int", L, lambda e: e.loop.sock_connect(e.sock(socket.AF_UNIX), 1))
-case("sock_connect-udp", L, lambda e: e.loop.sock_connect(e.sock(type=D), ("127.0.0.1", 9)), result=same)
+case(
+    "sock_connect-udp",
+    L,
+    lambda e: e.loop.sock_connect(e.sock(type=D), ("127.0.0.1", 9)),
+    result=same,
+)
 case("sock_accept-not-listening", L, lambda e: e.loop.sock_accept(e.sock()))
 case("sock_accept-udp", L, lambda e: e.loop.sock_accept(e.sock(type=D)))
-case("sock_accept-blocking-debug", L, lambda e: e.loop.sock_accept(e.sock(blocking=True)), debug=True)
+case(
+    "sock_accept-blocking-debug", L, lambda e: e.loop.sock_accept(e.sock(blocking=True)), debug=True
+)
 case("sock_accept-object", L, lambda e: e.loop.sock_accept(object()))
 case("sock_sendfile-text-file", L, lambda e: e.loop.sock_sendfile(e.sock(), e.file("r")))
 case("sock_sendfile-udp", L, lambda e: e.loop.sock_sendfile(e.sock(type=D), e.file()))
 case("sock_sendfile-count-zero", L, lambda e: e.loop.sock_sendfile(e.sock(), e.file(), count=0))
 case("sock_sendfile-count-str", L, lambda e: e.loop.sock_sendfile(e.sock(), e.file(), count="1"))
-case("sock_sendfile-offset-negative", L, lambda e: e.loop.sock_sendfile(e.sock(), e.file(), offset=-1))
-case("sock_sendfile-offset-float", L, lambda e: e.loop.sock_sendfile(e.sock(), e.file(), offset=1.5))
-case("sock_sendfile-blocking-debug", L, lambda e: e.loop.sock_sendfile(e.sock(blocking=True), e.file()), debug=True)
+case(
+    "sock_sendfile-offset-negative",
+    L,
+    lambda e: e.loop.sock_sendfile(e.sock(), e.file(), offset=-1),
+)
+case(
+    "sock_sendfile-offset-float", L, lambda e: e.loop.sock_sendfile(e.sock(), e.file(), offset=1.5)
+)
+case(
+    "sock_sendfile-blocking-debug",
+    L,
+    lambda e: e.loop.sock_sendfile(e.sock(blocking=True), e.file()),
+    debug=True,
+)
 case("sock_sendfile-object", L, lambda e: e.loop.sock_sendfile(object(), e.file()))
 
 # --- fd watchers
@@ -754,11 +1092,25 @@ case("add_signal_handler-float", L, lambda e: e.loop.add_signal_handler(10.0, no
 case("add_signal_handler-coroutine-function", L, lambda e: e.loop.add_signal_handler(SIGU, acoro))
 case("add_signal_handler-coroutine-object", L, lambda e: e.loop.add_signal_handler(SIGU, e.coro()))
 case("add_signal_handler-int-callback", L, lambda e: e.loop.add_signal_handler(SIGU, 1))
-case("add_signal_handler-context-kwarg", L, lambda e: e.loop.add_signal_handler(SIGU, noop, context=None))
+case(
+    "add_signal_handler-context-kwarg",
+    L,
+    lambda e: e.loop.add_signal_handler(SIGU, noop, context=None),
+)
 case("remove_signal_handler-zero", L, lambda e: e.loop.remove_signal_handler(0))
 case("remove_signal_handler-str", L, lambda e: e.loop.remove_signal_handler("x"))
-case("remove_signal_handler-sigkill", L, lambda e: e.loop.remove_signal_handler(signal.SIGKILL), result=same)
-case("remove_signal_handler-not-installed", L, lambda e: e.loop.remove_signal_handler(signal.SIGUSR2), result=same)
+case(
+    "remove_signal_handler-sigkill",
+    L,
+    lambda e: e.loop.remove_signal_handler(signal.SIGKILL),
+    result=same,
+)
+case(
+    "remove_signal_handler-not-installed",
+    L,
+    lambda e: e.loop.remove_signal_handler(signal.SIGUSR2),
+    result=same,
+)
 
 # --- subprocesses
 PIPE, DEVNULL = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
@@ -768,7 +1120,11 @@ def sp_summary(_e: Env, res: Any) -> Any:
     return type(res).__name__
 
 
-case("subprocess_exec-universal-newlines", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, universal_newlines=True))
+case(
+    "subprocess_exec-universal-newlines",
+    L,
+    lambda e: e.loop.subprocess_exec(Proto, TRUE, universal_newlines=True),
+)
 case("subprocess_exec-text", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, text=True))
 case("subprocess_exec-bufsize-1", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, bufsize=1))
 case("subprocess_exec-encoding", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, encoding="utf-8"))
@@ -776,19 +1132,45 @@ case("subprocess_exec-errors", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, 
 case("subprocess_exec-shell-true", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, shell=True))
 case("subprocess_exec-program-int", L, lambda e: e.loop.subprocess_exec(Proto, 1))
 case("subprocess_exec-arg-int", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, 1))
-case("subprocess_exec-missing-program", L, lambda e: e.loop.subprocess_exec(Proto, e.path("missing")))
+case(
+    "subprocess_exec-missing-program", L, lambda e: e.loop.subprocess_exec(Proto, e.path("missing"))
+)
 case("subprocess_exec-no-program", L, lambda e: e.loop.subprocess_exec(Proto))
 case("subprocess_exec-stdin-str", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, stdin="x"))
-case("subprocess_exec-stdout-object", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, stdout=object()))
-case("subprocess_exec-cwd-missing", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, cwd=e.path("missing")))
-case("subprocess_exec-bufsize-0", L, lambda e: e.loop.subprocess_exec(Proto, TRUE, bufsize=0), result=sp_summary)
+case(
+    "subprocess_exec-stdout-object",
+    L,
+    lambda e: e.loop.subprocess_exec(Proto, TRUE, stdout=object()),
+)
+case(
+    "subprocess_exec-cwd-missing",
+    L,
+    lambda e: e.loop.subprocess_exec(Proto, TRUE, cwd=e.path("missing")),
+)
+case(
+    "subprocess_exec-bufsize-0",
+    L,
+    lambda e: e.loop.subprocess_exec(Proto, TRUE, bufsize=0),
+    result=sp_summary,
+)
 case("subprocess_shell-list", L, lambda e: e.loop.subprocess_shell(Proto, [TRUE]))
 case("subprocess_shell-int", L, lambda e: e.loop.subprocess_shell(Proto, 1))
-case("subprocess_shell-universal-newlines", L, lambda e: e.loop.subprocess_shell(Proto, "true", universal_newlines=True))
+case(
+    "subprocess_shell-universal-newlines",
+    L,
+    lambda e: e.loop.subprocess_shell(Proto, "true", universal_newlines=True),
+)
 case("subprocess_shell-text", L, lambda e: e.loop.subprocess_shell(Proto, "true", text=True))
 case("subprocess_shell-bufsize-1", L, lambda e: e.loop.subprocess_shell(Proto, "true", bufsize=1))
-case("subprocess_shell-shell-false", L, lambda e: e.loop.subprocess_shell(Proto, "true", shell=False))
-case("subprocess_shell-bytes", L, lambda e: e.loop.subprocess_shell(Proto, b"true"), result=sp_summary)
+case(
+    "subprocess_shell-shell-false", L, lambda e: e.loop.subprocess_shell(Proto, "true", shell=False)
+)
+case(
+    "subprocess_shell-bytes",
+    L,
+    lambda e: e.loop.subprocess_shell(Proto, b"true"),
+    result=sp_summary,
+)
 
 # --- the loop itself
 case("run_until_complete-int", L, lambda e: e.loop.run_until_complete(1), outside=True)
@@ -806,7 +1188,12 @@ case("create_future-arg", L, lambda e: e.loop.create_future(1))
 case("create_task-int", L, lambda e: e.loop.create_task(1))
 case("create_task-none", L, lambda e: e.loop.create_task(None))
 case("create_task-future", L, lambda e: e.loop.create_task(e.later(e.loop.create_future())))
-case("create_task-name-int", L, lambda e: e.loop.create_task(acoro(), name=1), result=lambda e, r: r.get_name())
+case(
+    "create_task-name-int",
+    L,
+    lambda e: e.loop.create_task(acoro(), name=1),
+    result=lambda e, r: r.get_name(),
+)
 case("set_task_factory-int", L, lambda e: e.loop.set_task_factory(1))
 case("set_task_factory-str", L, lambda e: e.loop.set_task_factory("x"))
 case("set_task_factory-none", L, lambda e: e.loop.set_task_factory(None), result=same)
@@ -815,8 +1202,17 @@ case("set_exception_handler-str", L, lambda e: e.loop.set_exception_handler("x")
 case("call_exception_handler-str", L, lambda e: e.loop.call_exception_handler("x"))
 case("call_exception_handler-none", L, lambda e: e.loop.call_exception_handler(None))
 case("call_exception_handler-list", L, lambda e: e.loop.call_exception_handler([1]))
-case("call_exception_handler-message-int", L, lambda e: e.loop.call_exception_handler({"message": 1}), messages=True)
-case("call_exception_handler-exception-str", L, lambda e: e.loop.call_exception_handler({"message": "m", "exception": "x"}))
+case(
+    "call_exception_handler-message-int",
+    L,
+    lambda e: e.loop.call_exception_handler({"message": 1}),
+    messages=True,
+)
+case(
+    "call_exception_handler-exception-str",
+    L,
+    lambda e: e.loop.call_exception_handler({"message": "m", "exception": "x"}),
+)
 case("call_exception_handler-no-args", L, lambda e: e.loop.call_exception_handler())
 case("default_exception_handler-str", L, lambda e: e.loop.default_exception_handler("x"))
 case("default_exception_handler-none", L, lambda e: e.loop.default_exception_handler(None))
@@ -826,14 +1222,31 @@ case("set_debug-none", L, lambda e: set_debug_then_get(e, None), result=same)
 case("set_debug-list", L, lambda e: set_debug_then_get(e, [1]), result=same)
 case("set_debug-no-args", L, lambda e: e.loop.set_debug())
 case("connect_read_pipe-int", L, lambda e: e.loop.connect_read_pipe(Proto, 1), aio_leaks=True)
-case("connect_read_pipe-object", L, lambda e: e.loop.connect_read_pipe(Proto, object()), aio_leaks=True)
+case(
+    "connect_read_pipe-object",
+    L,
+    lambda e: e.loop.connect_read_pipe(Proto, object()),
+    aio_leaks=True,
+)
 case("connect_read_pipe-regular-file", L, lambda e: e.loop.connect_read_pipe(Proto, e.file()))
 case("connect_write_pipe-int", L, lambda e: e.loop.connect_write_pipe(Proto, 1), aio_leaks=True)
 case("connect_write_pipe-regular-file", L, lambda e: e.loop.connect_write_pipe(Proto, e.file("ab")))
-case("connect_accepted_socket-udp", L, lambda e: e.loop.connect_accepted_socket(Proto, e.sock(type=D)))
+case(
+    "connect_accepted_socket-udp",
+    L,
+    lambda e: e.loop.connect_accepted_socket(Proto, e.sock(type=D)),
+)
 case("connect_accepted_socket-object", L, lambda e: e.loop.connect_accepted_socket(Proto, object()))
-case("connect_accepted_socket-handshake-no-ssl", L, lambda e: e.loop.connect_accepted_socket(Proto, e.sock(), ssl_handshake_timeout=1))
-case("connect_accepted_socket-shutdown-no-ssl", L, lambda e: e.loop.connect_accepted_socket(Proto, e.sock(), ssl_shutdown_timeout=1))
+case(
+    "connect_accepted_socket-handshake-no-ssl",
+    L,
+    lambda e: e.loop.connect_accepted_socket(Proto, e.sock(), ssl_handshake_timeout=1),
+)
+case(
+    "connect_accepted_socket-shutdown-no-ssl",
+    L,
+    lambda e: e.loop.connect_accepted_socket(Proto, e.sock(), ssl_shutdown_timeout=1),
+)
 case("start_tls-object-transport", L, lambda e: e.loop.start_tls(object(), Proto(), e.client_ctx))
 case("sendfile-object-transport", L, lambda e: e.loop.sendfile(object(), e.file()))
 
@@ -906,20 +1319,60 @@ for _kind in ("tcp", "unix", "tls", "write_pipe"):
         )
 
 for _kind in ("tcp", "unix", "tls"):
-    case(f"{_kind}-add_reader-transport-fd", _kind, lambda e: e.loop.add_reader(e.obj.get_extra_info("socket").fileno(), noop))
-    case(f"{_kind}-remove_writer-transport-fd", _kind, lambda e: e.loop.remove_writer(e.obj.get_extra_info("socket").fileno()))
+    case(
+        f"{_kind}-add_reader-transport-fd",
+        _kind,
+        lambda e: e.loop.add_reader(e.obj.get_extra_info("socket").fileno(), noop),
+    )
+    case(
+        f"{_kind}-remove_writer-transport-fd",
+        _kind,
+        lambda e: e.loop.remove_writer(e.obj.get_extra_info("socket").fileno()),
+    )
     case(f"{_kind}-sendfile-text-file", _kind, lambda e: e.loop.sendfile(e.obj, e.file("r")))
-    case(f"{_kind}-sendfile-count-zero", _kind, lambda e: e.loop.sendfile(e.obj, e.file(), count=0), result=same)
-    case(f"{_kind}-sendfile-offset-negative", _kind, lambda e: e.loop.sendfile(e.obj, e.file(), offset=-1))
-    case(f"{_kind}-sendfile-count-str", _kind, lambda e: e.loop.sendfile(e.obj, e.file(), count="1"))
-    case(f"{_kind}-start_tls-str-context", _kind, lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), "ctx"))
+    case(
+        f"{_kind}-sendfile-count-zero",
+        _kind,
+        lambda e: e.loop.sendfile(e.obj, e.file(), count=0),
+        result=same,
+    )
+    case(
+        f"{_kind}-sendfile-offset-negative",
+        _kind,
+        lambda e: e.loop.sendfile(e.obj, e.file(), offset=-1),
+    )
+    case(
+        f"{_kind}-sendfile-count-str", _kind, lambda e: e.loop.sendfile(e.obj, e.file(), count="1")
+    )
+    case(
+        f"{_kind}-start_tls-str-context",
+        _kind,
+        lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), "ctx"),
+    )
 
-case("tcp-sendfile-no-fallback-ok", "tcp", lambda e: e.loop.sendfile(e.obj, e.file(), fallback=False), result=same)
+case(
+    "tcp-sendfile-no-fallback-ok",
+    "tcp",
+    lambda e: e.loop.sendfile(e.obj, e.file(), fallback=False),
+    result=same,
+)
 case("tls-sendfile-no-fallback", "tls", lambda e: e.loop.sendfile(e.obj, e.file(), fallback=False))
-case("tcp-start_tls-handshake-timeout-negative", "tcp", lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx, ssl_handshake_timeout=-1))
-case("tcp-start_tls-shutdown-timeout-zero", "tcp", lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx, ssl_shutdown_timeout=0))
+case(
+    "tcp-start_tls-handshake-timeout-negative",
+    "tcp",
+    lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx, ssl_handshake_timeout=-1),
+)
+case(
+    "tcp-start_tls-shutdown-timeout-zero",
+    "tcp",
+    lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx, ssl_shutdown_timeout=0),
+)
 case("write_pipe-sendfile", "write_pipe", lambda e: e.loop.sendfile(e.obj, e.file()))
-case("write_pipe-start_tls", "write_pipe", lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx))
+case(
+    "write_pipe-start_tls",
+    "write_pipe",
+    lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx),
+)
 
 # --- UDP
 U, UC = "udp", "udp_connected"
@@ -953,7 +1406,9 @@ case("read_pipe-get_extra_info-list", R, lambda e: e.obj.get_extra_info([]))
 case("read_pipe-get_extra_info-int", R, lambda e: e.obj.get_extra_info(1), result=same)
 case("read_pipe-write", R, lambda e: e.obj.write(b"x"))
 case("read_pipe-close-arg", R, lambda e: e.obj.close(1))
-case("read_pipe-start_tls", R, lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx))
+case(
+    "read_pipe-start_tls", R, lambda e: e.loop.start_tls(e.obj, e.obj.get_protocol(), e.client_ctx)
+)
 case("read_pipe-sendfile", R, lambda e: e.loop.sendfile(e.obj, e.file()))
 
 # --- subprocess transport
@@ -996,7 +1451,12 @@ case("StreamReader-limit-0", L, lambda e: e.streams.StreamReader(limit=0))
 case("StreamReader-limit-negative", L, lambda e: e.streams.StreamReader(limit=-1))
 case("StreamReader-limit-str", L, lambda e: e.streams.StreamReader(limit="x"))
 case("StreamReader-limit-none", L, lambda e: e.streams.StreamReader(limit=None))
-case("StreamReader-limit-float", L, lambda e: e.streams.StreamReader(limit=1.5), result=lambda e, r: r._limit)
+case(
+    "StreamReader-limit-float",
+    L,
+    lambda e: e.streams.StreamReader(limit=1.5),
+    result=lambda e, r: r._limit,
+)
 case("reader-readexactly-negative", SR, lambda e: e.obj.readexactly(-1))
 case("reader-readexactly-str", SR, lambda e: e.obj.readexactly("x"))
 case("reader-readexactly-float", SR, lambda e: e.obj.readexactly(1.5))
@@ -1006,7 +1466,16 @@ case("reader-readuntil-empty", SR, lambda e: e.obj.readuntil(b""))
 case("reader-readuntil-str", SR, lambda e: e.obj.readuntil("\n"))
 case("reader-readuntil-int", SR, lambda e: e.obj.readuntil(1))
 case("reader-readuntil-none", SR, lambda e: e.obj.readuntil(None))
-case("reader-readuntil-tuple-with-empty", SR, lambda e: e.obj.readuntil((b"",)), xfail=bug(PY < (3, 13), "deliberate: tideloop.StreamReader.readuntil takes 3.13 tuple separators on every version, so readuntil((b'',)) is ValueError where asyncio < 3.13 raises TypeError"))
+case(
+    "reader-readuntil-tuple-with-empty",
+    SR,
+    lambda e: e.obj.readuntil((b"",)),
+    xfail=by_design(
+        PY < (3, 13),
+        "tideloop.StreamReader.readuntil takes 3.13 tuple separators on every "
+        "version, so readuntil((b'',)) is ValueError where asyncio < 3.13 raises TypeError",
+    ),
+)
 case("reader-readuntil-bytearray", SR, lambda e: e.obj.readuntil(bytearray(b"\n")), result=same)
 case("reader-readuntil-memoryview", SR, lambda e: e.obj.readuntil(memoryview(b"\n")), result=same)
 case("reader-read-minus-2", SR, lambda e: e.obj.read(-2), result=same)
@@ -1044,7 +1513,11 @@ case("writer-drain-arg", W, lambda e: e.obj.drain(1))
 case("writer-get_extra_info-list", W, lambda e: e.obj.get_extra_info([]))
 case("writer-get_extra_info-int", W, lambda e: e.obj.get_extra_info(1), result=same)
 case("writer-start_tls-str", W, lambda e: e.obj.start_tls("ctx"))
-case("writer-start_tls-handshake-negative", W, lambda e: e.obj.start_tls(e.client_ctx, ssl_handshake_timeout=-1))
+case(
+    "writer-start_tls-handshake-negative",
+    W,
+    lambda e: e.obj.start_tls(e.client_ctx, ssl_handshake_timeout=-1),
+)
 case("writer-close-arg", W, lambda e: e.obj.close(1))
 case("writer-wait_closed-arg", W, lambda e: e.obj.wait_closed(1))
 case("writer-can_write_eof-arg", W, lambda e: e.obj.can_write_eof(1))
@@ -1261,18 +1734,74 @@ FACTORY_LEAK = bug(
     "raises AttributeError and leaks the transport and its socket (ResourceWarning: unclosed "
     "transport); asyncio 3.11 leaks them too",
 )
-case("protocol-client-factory-none", L, lambda e: client_factory(e, lambda: None), aio_leaks=True, xfail=FACTORY_LEAK, **M)
-case("protocol-client-factory-object", L, lambda e: client_factory(e, object), aio_leaks=True, xfail=FACTORY_LEAK, **M)
-case("protocol-client-factory-int", L, lambda e: client_factory(e, int), aio_leaks=True, xfail=FACTORY_LEAK, **M)
+case(
+    "protocol-client-factory-none",
+    L,
+    lambda e: client_factory(e, lambda: None),
+    aio_leaks=True,
+    xfail=FACTORY_LEAK,
+    **M,
+)
+case(
+    "protocol-client-factory-object",
+    L,
+    lambda e: client_factory(e, object),
+    aio_leaks=True,
+    xfail=FACTORY_LEAK,
+    **M,
+)
+case(
+    "protocol-client-factory-int",
+    L,
+    lambda e: client_factory(e, int),
+    aio_leaks=True,
+    xfail=FACTORY_LEAK,
+    **M,
+)
 case("protocol-client-datagram-protocol", L, client_factory_datagram_protocol, **M)
 case("protocol-connection_made-raises", L, connection_made_raises, **M)
-case("protocol-data_received-raises", L, lambda e: server_scenario(e, raising("data_received"), "data"), **M)
-case("protocol-eof_received-str", L, lambda e: server_scenario(e, raising("eof_received", "yes"), "eof"), **M)
-case("protocol-eof_received-list", L, lambda e: server_scenario(e, raising("eof_received", [1]), "eof"), **M)
-case("protocol-eof_received-zero", L, lambda e: server_scenario(e, raising("eof_received", 0), "eof"), **M)
-case("protocol-eof_received-bad-bool", L, lambda e: server_scenario(e, raising("eof_received", BadBool()), "eof"), **M)
-case("protocol-eof_received-raises", L, lambda e: server_scenario(e, raising("eof_received"), "eof"), **M)
-case("protocol-connection_lost-raises", L, lambda e: server_scenario(e, raising("connection_lost"), "close"), **M)
+case(
+    "protocol-data_received-raises",
+    L,
+    lambda e: server_scenario(e, raising("data_received"), "data"),
+    **M,
+)
+case(
+    "protocol-eof_received-str",
+    L,
+    lambda e: server_scenario(e, raising("eof_received", "yes"), "eof"),
+    **M,
+)
+case(
+    "protocol-eof_received-list",
+    L,
+    lambda e: server_scenario(e, raising("eof_received", [1]), "eof"),
+    **M,
+)
+case(
+    "protocol-eof_received-zero",
+    L,
+    lambda e: server_scenario(e, raising("eof_received", 0), "eof"),
+    **M,
+)
+case(
+    "protocol-eof_received-bad-bool",
+    L,
+    lambda e: server_scenario(e, raising("eof_received", BadBool()), "eof"),
+    **M,
+)
+case(
+    "protocol-eof_received-raises",
+    L,
+    lambda e: server_scenario(e, raising("eof_received"), "eof"),
+    **M,
+)
+case(
+    "protocol-connection_lost-raises",
+    L,
+    lambda e: server_scenario(e, raising("connection_lost"), "close"),
+    **M,
+)
 case("protocol-get_buffer-raises", L, lambda e: buffered_scenario(e, buffered(None)), **M)
 case("protocol-get_buffer-empty", L, lambda e: buffered_scenario(e, buffered(bytearray())), **M)
 case(
@@ -1287,7 +1816,12 @@ case(
     ),
     **M,
 )
-case("protocol-buffer_updated-raises", L, lambda e: buffered_scenario(e, buffered(bytearray(64), True)), **M)
+case(
+    "protocol-buffer_updated-raises",
+    L,
+    lambda e: buffered_scenario(e, buffered(bytearray(64), True)),
+    **M,
+)
 case("protocol-datagram_received-raises", L, datagram_raises, **M)
 case("protocol-pause_writing-raises", L, pause_writing_raises, **M)
 
@@ -1433,6 +1967,17 @@ def run_pair(case: Case, ca: Any) -> tuple[Run, Run, int, int]:
     after = _fds()
     EXECUTED[case.id] = (aio, tide)
     return aio, tide, before, after
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _frozen_heap() -> Iterator[None]:
+    """Each entry ends with gc.collect(), so that a leak is reported by the entry that made
+    it; with the objects that exist before this module frozen out of the collector, that
+    collection scans only what the entries made (about 40 ms less per entry)."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def _params() -> Iterator[Any]:
