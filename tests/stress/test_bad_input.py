@@ -1191,8 +1191,8 @@ case("create_task-future", L, lambda e: e.loop.create_task(e.later(e.loop.create
 case(
     "create_task-name-int",
     L,
-    lambda e: e.loop.create_task(acoro(), name=1),
-    result=lambda e, r: r.get_name(),
+    lambda e: task_name(e.loop.create_task(acoro(), name=1)),
+    result=same,
 )
 case("set_task_factory-int", L, lambda e: e.loop.set_task_factory(1))
 case("set_task_factory-str", L, lambda e: e.loop.set_task_factory("x"))
@@ -1249,6 +1249,11 @@ case(
 )
 case("start_tls-object-transport", L, lambda e: e.loop.start_tls(object(), Proto(), e.client_ctx))
 case("sendfile-object-transport", L, lambda e: e.loop.sendfile(object(), e.file()))
+
+
+async def task_name(task: asyncio.Task[Any]) -> Any:
+    await task
+    return task.get_name()
 
 
 def set_debug_then_get(e: Env, value: Any) -> Any:
@@ -1582,7 +1587,7 @@ async def client_factory_datagram_protocol(e: Env) -> Any:
     peer.transport.write(b"data")
     await wait(peer.lost)
     await settle()
-    return t.is_closing(), peer.events
+    return t.is_closing(), tuple(peer.events)
 
 
 def raising(method: str, value: Any = None) -> type[Srv]:
@@ -1616,12 +1621,16 @@ async def server_scenario(e: Env, cls: type[Proto], action: str) -> Any:
             peer.transport.write(b"bye")
             peer.transport.close()
         await wait(p.lost)
-        return kept_open, bytes(p.data), peer.events, p.events
+        return kept_open, bytes(p.data), tuple(peer.events), tuple(p.events)
     elif action == "close":
         t.close()
         await wait(p.lost)
         await settle()
-    return peer.events, p.events, (peer.transport is not None and peer.transport.is_closing())
+    return (
+        tuple(peer.events),
+        tuple(p.events),
+        (peer.transport is not None and peer.transport.is_closing()),
+    )
 
 
 class Buffered(asyncio.BufferedProtocol):
@@ -1680,7 +1689,7 @@ async def buffered_scenario(e: Env, cls: type[Buffered]) -> Any:
     t.write(b"data")
     await wait(peers[0].lost)
     await wait(p.lost)
-    return peers[0].events, p.events
+    return tuple(peers[0].events), tuple(p.events)
 
 
 async def datagram_raises(e: Env) -> Any:
@@ -1698,7 +1707,7 @@ async def datagram_raises(e: Env) -> Any:
     s.sendto(b"x", t.get_extra_info("sockname"))
     await wait(got)
     await settle()
-    return t.is_closing(), p.events
+    return t.is_closing(), tuple(p.events)
 
 
 async def pause_writing_raises(e: Env) -> Any:
@@ -1714,7 +1723,7 @@ async def pause_writing_raises(e: Env) -> Any:
     await settle()
     t.abort()
     await wait(p.lost)
-    return t.get_write_buffer_size(), p.events
+    return t.get_write_buffer_size(), tuple(p.events)
 
 
 async def connection_made_raises(e: Env) -> Any:
@@ -1724,7 +1733,7 @@ async def connection_made_raises(e: Env) -> Any:
     peer = await _first_peer(e)
     await wait(peer.made)
     await settle()
-    return peer.events, peer.transport.is_closing(), p.events
+    return tuple(peer.events), peer.transport.is_closing(), tuple(p.events)
 
 
 M = {"messages": True, "result": same}
