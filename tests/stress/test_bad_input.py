@@ -783,6 +783,56 @@ case(
     result=lambda e, r: type(r).__name__,
 )
 
+
+# --- blocking sockets handed to the loop: asyncio makes them non-blocking
+def connected(e: Env, family: int = socket.AF_INET) -> socket.socket:
+    s = e.sock(family, blocking=True)
+    s.connect(e.addr)
+    return s
+
+
+def listening(e: Env) -> socket.socket:
+    s = e.sock(blocking=True)
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+def transport_timeout(_e: Env, res: Any) -> Any:
+    return res[0].get_extra_info("socket").gettimeout()
+
+
+case(
+    "create_connection-sock-blocking",
+    S,
+    lambda e: e.loop.create_connection(Proto, sock=connected(e)),
+    result=transport_timeout,
+)
+case(
+    "connect_accepted_socket-sock-blocking",
+    S,
+    lambda e: e.loop.connect_accepted_socket(Proto, connected(e)),
+    result=transport_timeout,
+)
+case(
+    "create_server-sock-blocking",
+    L,
+    lambda e: e.loop.create_server(Proto, sock=listening(e)),
+    result=lambda e, r: r.sockets[0].gettimeout(),
+)
+case(
+    "datagram-sock-blocking",
+    L,
+    lambda e: e.loop.create_datagram_endpoint(Proto, sock=e.sock(type=D, blocking=True)),
+    result=transport_timeout,
+)
+case(
+    "create_unix_connection-sock-blocking",
+    "unix",
+    lambda e: e.loop.create_unix_connection(Proto, sock=connected(e, socket.AF_UNIX)),
+    result=transport_timeout,
+)
+
 # --- create_server / create_unix_server / create_unix_connection
 case(
     "create_server-host-and-sock",
@@ -2014,9 +2064,12 @@ def test_every_entry_ran(test_ca: Any) -> None:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"duplicate entry ids: {duplicates}"
     assert len(ids) >= 150, f"only {len(ids)} entries"
-    for c in CASES:
-        if c.id not in EXECUTED:
-            run_pair(c, test_ca)
+    # Entries not selected in this session run here, for the count only: test_bad_input
+    # judges them, so leaks of the known-bug entries are not this test's business.
+    with _ignore_leaks():
+        for c in CASES:
+            if c.id not in EXECUTED:
+                run_pair(c, test_ca)
     assert set(EXECUTED) == set(ids)
     for cid, (aio, tide) in EXECUTED.items():
         for run in (aio, tide):
