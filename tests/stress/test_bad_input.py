@@ -50,6 +50,7 @@ import tideloop
 TIMEOUT = 10.0  # one call (or one scenario) may take this long before it counts as a hang
 SETTLE = 4  # loop passes after the call, for callbacks it scheduled to run
 PY = sys.version_info[:2]
+PYPY = sys.implementation.name == "pypy"
 COMPILED = bool(tideloop.COMPILED)
 
 
@@ -81,6 +82,12 @@ async def acoro() -> None:
 
 def _exc_name(exc: BaseException | None) -> str | None:
     return None if exc is None else type(exc).__name__
+
+
+def _collect() -> None:
+    """Collect garbage and run the finalizers (PyPy needs more than one pass for those)."""
+    for _ in range(3 if PYPY else 1):
+        gc.collect()
 
 
 def _fds() -> int:
@@ -2016,13 +2023,13 @@ def run_pair(case: Case, ca: Any) -> tuple[Run, Run, int, int]:
     if case.aio_leaks:
         with _ignore_leaks():
             aio = run_one("aio", case, ca)
-            gc.collect()
+            _collect()
     else:
         aio = run_one("aio", case, ca)
     try:
         tide = run_one("tide", case, ca)
     finally:
-        gc.collect()  # a leak shows up here, in this entry, as an unraisable warning
+        _collect()  # a leak shows up here, in this entry, as an unraisable warning
     after = _fds()
     EXECUTED[case.id] = (aio, tide)
     return aio, tide, before, after
@@ -2034,14 +2041,29 @@ def _frozen_heap() -> Iterator[None]:
     it; with the objects that exist before this module frozen out of the collector, that
     collection scans only what the entries made (about 40 ms less per entry)."""
     gc.collect()
+    if not hasattr(gc, "freeze"):  # PyPy
+        yield
+        return
     gc.freeze()
     yield
     gc.unfreeze()
 
 
+def _skipped(c: Case) -> str | None:
+    if PYPY and c.aio_leaks:
+        return (
+            "asyncio's own loop leaks a socket here, and PyPy finalizes it after the entry, "
+            "where its ResourceWarning and its fd cannot be told from a leak of tideloop's"
+        )
+    return None
+
+
 def _params() -> Iterator[Any]:
     for c in CASES:
         marks = [pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []
+        skip = _skipped(c)
+        if skip:
+            marks.append(pytest.mark.skip(reason=skip))
         yield pytest.param(c, id=c.id, marks=marks)
 
 
@@ -2066,11 +2088,13 @@ def test_every_entry_ran(test_ca: Any) -> None:
     assert len(ids) >= 150, f"only {len(ids)} entries"
     # Entries not selected in this session run here, for the count only: test_bad_input
     # judges them, so leaks of the known-bug entries are not this test's business.
+    runnable = {c.id for c in CASES if not _skipped(c)}
+    assert len(runnable) >= 150, f"only {len(runnable)} entries run on this interpreter"
     with _ignore_leaks():
         for c in CASES:
-            if c.id not in EXECUTED:
+            if c.id in runnable and c.id not in EXECUTED:
                 run_pair(c, test_ca)
-    assert set(EXECUTED) == set(ids)
+    assert set(EXECUTED) == runnable
     for cid, (aio, tide) in EXECUTED.items():
         for run in (aio, tide):
             assert run.outcome[0] in ("ok", "raised", "hang", "error"), (cid, run)
