@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 
 HOST = "127.0.0.1"
-TCP_CONNS = 1000
-TLS_CONNS = 150
+TCP_CONNS = 2000
+TLS_CONNS = 300
 WARMUP = 50
 RSS_BOUND = 20 << 20
-STORM_TASKS = 3000
+STORM_TASKS = 2500
 STORM_CONCURRENCY = 200
 
 pytestmark = pytest.mark.skipif(
@@ -162,56 +162,80 @@ def test_cancellation_storm(loop_impl: Any, seed: int) -> None:
             await echo_handler(reader, writer)
 
         server = await asyncio.start_server(handler, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        sem = asyncio.Semaphore(STORM_CONCURRENCY)
-        writers: list[asyncio.StreamWriter] = []
-        stages: collections.Counter[str] = collections.Counter()
+        async with server:  # closed even if the test fails
+            port = server.sockets[0].getsockname()[1]
+            sem = asyncio.Semaphore(STORM_CONCURRENCY)
+            writers: list[asyncio.StreamWriter] = []
+            stages: collections.Counter[str] = collections.Counter()
 
-        async def worker(size: int) -> None:
-            writer = None
-            stage = "semaphore"
-            try:
-                async with sem:
-                    stage = "connect"
-                    reader, writer = await asyncio.open_connection(HOST, port)
-                    writers.append(writer)
-                    for _ in range(2):
-                        stage = "drain"
-                        writer.write(b"z" * size)
-                        await writer.drain()
-                        stage = "read"
-                        assert await reader.readexactly(size) == b"z" * size
-                        stage = "sleep"
-                        await asyncio.sleep(0)
-                    stage = "done"
-            finally:
-                stages[stage] += 1
-                if writer is not None:
-                    writer.close()
+            active: dict[asyncio.Task[None], str] = {}  # task -> where it waits now
 
-        tasks = [
-            asyncio.create_task(worker(rng.choice([1, 100, 10_000, 100_000])))
-            for _ in range(STORM_TASKS)
-        ]
-        victims = rng.sample(tasks, k=STORM_TASKS // 2)
-        while victims:  # cancel a few at every loop iteration, while the rest runs
-            for _ in range(rng.randint(0, 40)):
-                if victims:
-                    victims.pop().cancel()
-            await asyncio.sleep(0)
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for r in results:
-            assert r is None or isinstance(r, asyncio.CancelledError), repr(r)
-        for w in writers:
-            try:
-                await w.wait_closed()
-            except ConnectionError:
-                pass
-        server.close()
-        await server.wait_closed()
-        await asyncio.gather(*handlers)
-        assert asyncio.all_tasks() == {asyncio.current_task()}
-        return dict(stages)
+            async def worker(size: int, pause: float) -> None:
+                me = asyncio.current_task()
+                assert me is not None
+                writer = None
+                stage = active[me] = "semaphore"
+                try:
+                    async with sem:
+                        stage = active[me] = "connect"
+                        reader, writer = await asyncio.open_connection(HOST, port)
+                        writers.append(writer)
+                        for _ in range(2):
+                            stage = active[me] = "drain"
+                            writer.write(b"z" * size)
+                            await writer.drain()
+                            stage = active[me] = "read"
+                            assert await reader.readexactly(size) == b"z" * size
+                            stage = active[me] = "sleep"
+                            await asyncio.sleep(pause)
+                        stage = "done"
+                finally:
+                    del active[me]
+                    stages[stage] += 1
+                    if writer is not None:
+                        writer.close()
+
+            tasks = [
+                asyncio.create_task(
+                    worker(rng.choice([1, 100, 10_000, 100_000]), rng.choice([0, 1e-3]))
+                )
+                for _ in range(STORM_TASKS)
+            ]
+            # Half the tasks are victims. At every loop iteration, each victim past the
+            # semaphore is cancelled with some probability, and one waiting victim too: the
+            # cancellations land at every stage of a worker.
+            victims = set(rng.sample(tasks, k=STORM_TASKS // 2))
+            cancelled = 0
+            running = len(tasks)
+
+            def finished(_: Any) -> None:
+                nonlocal running
+                running -= 1
+
+            for task in tasks:
+                task.add_done_callback(finished)
+            while running:
+                for task, stage in list(active.items()):
+                    if task in victims and (stage != "semaphore" or rng.random() < 0.01):
+                        if rng.random() < 0.2:
+                            victims.discard(task)
+                            task.cancel()
+                            cancelled += 1
+                await asyncio.sleep(0)
+            assert cancelled > STORM_TASKS // 10
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for r in results:
+                assert r is None or isinstance(r, asyncio.CancelledError), repr(r)
+            for w in writers:
+                try:
+                    await w.wait_closed()
+                except ConnectionError:
+                    pass
+            server.close()
+            await server.wait_closed()
+            await asyncio.gather(*handlers)
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            return dict(stages)
 
     with asyncio.Runner(loop_factory=loop_impl) as runner:
         stages = runner.run(with_timeout(main()))
