@@ -3,7 +3,7 @@
 - reset (SO_LINGER 0, then close) while the transport has a full write buffer (reading
   paused or not) and while data is streaming in: ``connection_lost`` gets a
   ConnectionError, of the same class asyncio gives in the same scenario (on the tideloop
-  run, the scenario is also run on asyncio and the classes compared);
+  run, the scenario is also run on asyncio and the classes compared); the same over TLS;
 - EOF from the peer with ``eof_received`` returning None / False: the transport closes
   (the peer sees our EOF, ``connection_lost(None)``); returning True: half-open, we can
   still write and the peer receives it;
@@ -235,3 +235,59 @@ def test_streams_write_eof_then_read(loop_impl: Any) -> None:
             await writer.wait_closed()
 
     observe(loop_impl, main)
+
+
+class TlsPeer(asyncio.Protocol):
+    """The TLS server side: streams data until told to reset."""
+
+    def __init__(self, made: asyncio.Future[Any], stream: bool) -> None:
+        self.made = made
+        self.stream = stream
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        if self.stream:
+            transport.write(b"t" * (4 << 20))
+        else:
+            transport.pause_reading()
+        self.made.set_result(self)
+
+    def reset(self) -> None:
+        sock = self.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("direction", ["mid-read", "mid-write"])
+def test_tls_reset(loop_impl: Any, direction: str, server_ctx: Any, client_ctx: Any) -> None:
+    """The TLS peer resets while we read its stream / while our write buffer is full."""
+
+    async def scenario() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        made: asyncio.Future[TlsPeer] = loop.create_future()
+        reading = direction == "mid-read"
+        server = await loop.create_server(lambda: TlsPeer(made, reading), HOST, 0, ssl=server_ctx)
+        async with server:
+            transport, proto = await loop.create_connection(
+                Recorder,
+                HOST,
+                server.sockets[0].getsockname()[1],
+                ssl=client_ctx,
+                server_hostname=HOST,
+            )
+            peer = await made
+            if reading:
+                await proto.got_data.wait()
+            else:
+                transport.write(b"w" * (4 << 20))  # the peer does not read: it waits
+                await asyncio.sleep(0)
+            peer.reset()
+            exc = await proto.lost
+            assert transport.is_closing()
+        return exc
+
+    check_same_as_asyncio(loop_impl, scenario)
