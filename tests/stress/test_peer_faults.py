@@ -291,3 +291,28 @@ def test_tls_reset(loop_impl: Any, direction: str, server_ctx: Any, client_ctx: 
         return exc
 
     check_same_as_asyncio(loop_impl, scenario)
+
+
+def test_reset_while_draining(loop_impl: Any) -> None:
+    """StreamWriter.drain() waits on a full buffer; the peer resets: drain() raises."""
+
+    async def scenario() -> BaseException | None:
+        client, peer = await connected_pair()
+        reader, writer = await asyncio.open_connection(sock=client)
+        writer.write(b"d" * (4 << 20))
+        draining = asyncio.ensure_future(writer.drain())
+        await asyncio.sleep(0)
+        assert not draining.done()
+        reset(peer)
+        try:
+            await draining
+        except ConnectionError as exc:
+            result: BaseException | None = exc
+        else:
+            raise AssertionError("drain() returned after the peer reset")
+        with pytest.raises(ConnectionError):
+            await reader.read(100)
+        writer.close()
+        return result
+
+    check_same_as_asyncio(loop_impl, scenario)

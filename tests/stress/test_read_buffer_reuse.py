@@ -3,7 +3,7 @@
 tideloop's compiled build recycles the bytes object of a read once ``data_received`` has
 returned, if nothing else references it: the next read of the same length reuses it. This
 must never be visible. The peer sends chunks one at a time (each acknowledged, so every
-read is exactly one chunk), 1000 and 4096 bytes long, and the protocol alternately drops a
+read is exactly one chunk), 1000 B to 64 KiB long, and the protocol alternately drops a
 chunk (after hashing it, which caches its hash) and keeps the next one of the same size in
 one of many ways: dict key (found again by an equal object) or value, list, tuple, set,
 frozenset, deque, slots object, slices, ``bytes(data)``, ``memoryview`` (whole, sliced,
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 HOST = "127.0.0.1"
-SIZES = (1000, 4096)  # recycled: over 512 bytes, at most 64 KiB, read in one copy
+SIZES = (1000, 4096, 20_000, 65_536)  # recycled: over 512 bytes, at most 64 KiB
 ROUNDS = 3
 
 Recover = Callable[[], Any]
