@@ -579,12 +579,6 @@ case(
     "call_later-complex-delay",
     L,
     lambda e: e.loop.call_later(1j, noop),
-    xfail=bug(
-        not COMPILED,
-        "pure build: call_later(1j, f) raises TypeError but leaves the timer in the heap, "
-        "and the next loop pass raises TypeError out of run_until_complete (asyncio does "
-        "the same; the harness repairs asyncio's heap, not tideloop's)",
-    ),
 )
 case("call_later-huge-int-delay", L, lambda e: e.loop.call_later(10**400, noop))
 case(
@@ -868,11 +862,6 @@ case(
     L,
     lambda e: e.loop.create_server(Proto, "127.0.0.1", 0, backlog="x"),
     aio_leaks=True,
-    xfail=bug(
-        True,
-        "create_server(backlog='x') raises TypeError and leaks the listening socket "
-        "(ResourceWarning: unclosed socket); asyncio leaks it too",
-    ),
 )
 case("create_server-port-70000", L, lambda e: e.loop.create_server(Proto, "127.0.0.1", 70000))
 case(
@@ -1363,22 +1352,9 @@ def write_after_eof(e: Env) -> None:
     e.obj.write(b"x")
 
 
-WRITELINES_BUG = (
-    "transport.writelines([b'x', 1]) raises TypeError (as asyncio does) but keeps b'x' in the "
-    "write buffer (get_write_buffer_size() == 1, asyncio: 0) without ever sending it, so a "
-    "later close() never calls connection_lost (the transport stays 'closing')"
-)
 for _kind in ("tcp", "unix", "tls", "write_pipe"):
     for _name, _call, _result in TRANSPORT_CALLS:
-        _known = _name == "writelines-mixed" and _kind in ("tcp", "unix")
-        case(
-            f"{_kind}-{_name}",
-            _kind,
-            _call,
-            result=_result,
-            xfail=bug(_known, WRITELINES_BUG),
-            hang_after=2.0 if _known else TIMEOUT,
-        )
+        case(f"{_kind}-{_name}", _kind, _call, result=_result)
 
 for _kind in ("tcp", "unix", "tls"):
     case(
@@ -1794,18 +1770,11 @@ async def connection_made_raises(e: Env) -> Any:
 
 
 M = {"messages": True, "result": same}
-FACTORY_LEAK = bug(
-    True,
-    "create_connection with a protocol_factory returning a non-protocol (None, object(), 0) "
-    "raises AttributeError and leaks the transport and its socket (ResourceWarning: unclosed "
-    "transport); asyncio 3.11 leaks them too",
-)
 case(
     "protocol-client-factory-none",
     L,
     lambda e: client_factory(e, lambda: None),
     aio_leaks=True,
-    xfail=FACTORY_LEAK,
     **M,
 )
 case(
@@ -1813,7 +1782,6 @@ case(
     L,
     lambda e: client_factory(e, object),
     aio_leaks=True,
-    xfail=FACTORY_LEAK,
     **M,
 )
 case(
@@ -1821,7 +1789,6 @@ case(
     L,
     lambda e: client_factory(e, int),
     aio_leaks=True,
-    xfail=FACTORY_LEAK,
     **M,
 )
 case("protocol-client-datagram-protocol", L, client_factory_datagram_protocol, **M)
@@ -1874,12 +1841,6 @@ case(
     "protocol-get_buffer-bytes",
     L,
     lambda e: buffered_scenario(e, buffered(b"xxxx")),
-    xfail=bug(
-        COMPILED,
-        "compiled build: a BufferedProtocol whose get_buffer() returns bytes (read-only) "
-        "makes the transport fail with BufferError (handler and connection_lost), asyncio "
-        "with TypeError (from sock.recv_into)",
-    ),
     **M,
 )
 case(

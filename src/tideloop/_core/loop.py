@@ -547,7 +547,10 @@ class Loop:
         """Arrange for callback(*args) to run ``delay`` seconds from now."""
         if delay is None:
             raise TypeError("delay must not be None")
-        return self._call_at(_now() + delay, callback, args, context, "call_later")
+        when = _now() + delay
+        if type(when) is not float:  # as call_at: no float form raises before the heap sees it
+            when = _as_double(when, 0)
+        return self._call_at(when, callback, args, context, "call_later")
 
     def call_at(
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None

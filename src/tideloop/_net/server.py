@@ -515,7 +515,13 @@ class ServerMixin:
             ssl_shutdown_timeout,
         )
         if start_serving:
-            server._start_serving()
+            try:
+                server._start_serving()
+            except BaseException:
+                # E.g. listen(backlog) with a bad backlog: the sockets are ours to close
+                # (asyncio leaks them).
+                server.close()
+                raise
             # Skip one loop iteration so that all 'loop.add_reader' go through.
             await _tasks.sleep(0)
         return server

@@ -167,7 +167,17 @@ cdef extern from *:
     static CYTHON_UNUSED Py_ssize_t tideloop_recv_into(int fd, PyObject *buffer) {
         Py_buffer view;
         ssize_t n;
-        if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) return -1;
+        if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
+            /* Read-only (BufferError) or no buffer at all: socket.recv_into's TypeError. */
+            if (PyErr_ExceptionMatches(PyExc_BufferError) ||
+                    PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError,
+                             "recv_into() argument 1 must be read-write bytes-like object, "
+                             "not %.200s", Py_TYPE(buffer)->tp_name);
+            }
+            return -1;
+        }
         for (;;) {
             n = recv(fd, view.buf, (size_t)view.len, 0);
             if (n >= 0) break;

@@ -287,12 +287,16 @@ class StreamCore(TransportCore):
                     self._write_after_conn_lost()
                     break
             return
-        was_empty = not self._buffer
-        for data in list_of_data:
+        # Every item is checked before any is queued: a bad one queues nothing (asyncio's
+        # list of memoryviews fails the same way).
+        items = list(list_of_data)
+        for data in items:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(
                     f"data argument must be a bytes-like object, not {type(data).__name__!r}"
                 )
+        was_empty = not self._buffer
+        for data in items:
             if data:
                 self._append(data, 0)
         if not self._buffer:
@@ -530,8 +534,17 @@ def make_stream_transport(
         extra_info.setdefault("peername", peername)
     core.set_protocol(protocol)
     _set_nodelay(sock)
-    loop._transports[core._sock_fd] = transport
+    fd = core._sock_fd
+    loop._transports[fd] = transport
+    try:
+        core._start(waiter)  # AttributeError for a protocol without connection_made
+    except BaseException:
+        # Never started: the transport owns the socket, so it closes it (asyncio 3.14 closes
+        # it too; earlier versions leaked it) and is forgotten.
+        if loop._transports.get(fd) is transport:
+            del loop._transports[fd]
+        core._close_fd()
+        raise
     # Last: the caller attaches the transport once this returns, so nothing may raise after.
     core._on_lost = on_lost
-    core._start(waiter)
     return transport
