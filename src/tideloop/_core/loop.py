@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import heapq
-import logging
 import sys
 import threading
 import time
 import traceback
 import warnings
 import weakref
-from asyncio import base_events as _base_events
 from asyncio import coroutines as _coroutines
 from asyncio import events as _events
 from asyncio import futures as _futures
@@ -49,6 +47,11 @@ from math import ceil as _ceil
 from math import ldexp as _as_double
 from typing import Any
 
+from .._compat import PY312 as _PY312
+from .._compat import PY313 as _PY313
+from .._compat import PY314 as _PY314
+from .._compat import PY3133 as _PY3133
+from .._compat import logger as _logger
 from .._poll import make_poller, poller_name
 from .._poll.constants import READ, WRITE
 from .._poll.epoll import EpollPoller
@@ -71,11 +74,6 @@ _iscoroutine = _coroutines.iscoroutine
 _iscoroutinefunction = getattr(
     _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction
 )
-_PY312 = sys.version_info >= (3, 12)
-_PY313 = sys.version_info >= (3, 13)
-# 3.13.3 began passing create_task's extra keywords to the task factory (3.13.4 settled which).
-_PY3133 = sys.version_info >= (3, 13, 3)
-_PY314 = sys.version_info >= (3, 14)
 # True in the compiled build, where _poll/_libc.pxd's C functions are reachable.
 _NATIVE = not __file__.endswith(".py")
 
@@ -92,11 +90,6 @@ def _now() -> float:
     if _NATIVE_CLOCK:
         return tideloop_monotonic()  # noqa: F821  (compiled build only)
     return _monotonic()
-
-
-def _logger() -> logging.Logger:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
 
 
 def _format_handle(handle: Handle) -> str:

@@ -41,23 +41,18 @@ import itertools
 import os
 import socket
 import sys
-from asyncio import base_events as _base_events
 from asyncio import exceptions as _exceptions
 from typing import Any
 
+from .._compat import PY313 as _PY313
+from .._compat import logger as _logger
 from .._transports.stream import make_stream_transport
 from .._transports.tls import make_tls_transport
 from .sendfile import _check_ssl_socket
 from .staggered import staggered_race
 
-_PY313 = sys.version_info >= (3, 13)
 # asyncio 3.14 (gh-153133) closes the socket, even a caller's, when no transport is made.
 _CLOSE_SOCK_ON_TRANSPORT_ERROR = sys.version_info >= (3, 14)
-
-
-def _logger() -> Any:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
 
 
 def _interleave_addrinfos(addrinfos: list, first_address_family_count: int = 1) -> list:

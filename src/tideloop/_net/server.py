@@ -62,25 +62,21 @@ except ImportError:  # Windows: no Unix servers anyway
     _unix_events = None
 from typing import Any
 
+from .._compat import PY312 as _PY312
+from .._compat import PY313 as _PY313
+from .._compat import PY314 as _PY314
+from .._compat import logger as _logger
 from .._core.watcher import IOWatcher
 from .._transports.stream import make_stream_transport
 from .._transports.tls import make_tls_transport
 from .sendfile import _check_ssl_socket
 
-_PY312 = sys.version_info >= (3, 12)
-_PY313 = sys.version_info >= (3, 13)
-_PY314 = sys.version_info >= (3, 14)
 _HAS_IPv6 = hasattr(socket, "AF_INET6")
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
 # asyncio's cleanup_socket default: 3.13 removes a Unix server's socket file on close.
 _CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _copy_context = contextvars.copy_context
-
-
-def _logger() -> Any:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
 
 
 def _set_reuseport(sock: Any) -> None:

@@ -23,7 +23,9 @@ from asyncio import events as _events
 from asyncio import tasks as _tasks
 from typing import Any
 
-from .._transports.subprocess import _PY311, _PY314, SubprocessTransport
+from .._compat import PY311 as _PY311
+from .._compat import PY314 as _PY314
+from .._transports.subprocess import SubprocessTransport
 from .children import ChildWatcher
 
 _format_pipe = _base_events._format_pipe

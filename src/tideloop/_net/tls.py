@@ -15,12 +15,10 @@ layer; before 3.14 they stay in the reader and the handshake waits for them in v
 from __future__ import annotations
 
 import ssl
-import sys
 from typing import Any
 
+from .._compat import PY314 as _PY314
 from .._transports.tls import SSLProtocol, make_tls_transport
-
-_PY314 = sys.version_info >= (3, 14)
 
 
 def _move_stream_buffer(protocol: Any, incoming: Any) -> None:

@@ -50,13 +50,12 @@ context current when the reader or writer was added:
 from __future__ import annotations
 
 import contextvars
-import logging
 import warnings
-from asyncio import base_events as _base_events
 from asyncio import constants as _constants
 from asyncio import futures as _futures
 from typing import Any
 
+from .._compat import logger as _logger
 from .._core.watcher import IOWatcher
 
 _copy_context = contextvars.copy_context
@@ -93,11 +92,6 @@ _NEXT_LOST = 1 << CLOSED
 _STATE_NAMES = ("OPEN", "CLOSING", "LOST", "CLOSED")
 # True in the compiled build: every loop a transport is made for gets a RecvState.
 _NATIVE = not __file__.endswith(".py")
-
-
-def _logger() -> logging.Logger:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
 
 
 def _protocol_method(protocol: Any, name: str) -> Any:
