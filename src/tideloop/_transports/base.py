@@ -112,10 +112,11 @@ class RecvState:
     """The compiled build's per-loop read state: a C ``tideloop_rx`` (_sockio.pxd) with the
     receive buffer, the spare bytes object and the last datagram's source address.
 
-    One per loop (``Loop._recv_state``, made by the loop's first transport) and never
-    replaced, so loops in different threads share nothing. Only the loop's thread reads
-    through it. Each transport core keeps a typed reference (``_recv_state``), taken at
-    creation: two loads on the read path, and the state lives as long as any reader of it.
+    One per loop (``loop._recv_state``, see _net/registry.py; made by the loop's first
+    transport) and never replaced, so loops in different threads share nothing. Only the
+    loop's thread reads through it. Each transport core keeps a typed reference
+    (``_recv_state``), taken at creation: two loads on the read path, and the state lives as
+    long as any reader of it.
     Pure mode never makes one (its transports call the socket methods).
     """
 
