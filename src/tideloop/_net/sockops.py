@@ -108,6 +108,26 @@ class SockOpsMixin(SendfileMixin):
             del waiters[fd]
             self.remove_writer(fd)
 
+    def _sock_retry(self, fut: Any, sock: Any, method: str, *args: Any) -> None:
+        """The readiness callback of the plain waits (recv, recv_into, recvfrom,
+        recvfrom_into, sendto): try ``sock.<method>(*args)`` again and settle ``fut`` with its
+        result or its error; on EAGAIN/EINTR stay registered for the next event.
+
+        ``method`` is a name, looked up at each try (see "Things that don't work").
+        """
+        if fut.done():
+            return  # cancellation can land between the event and this callback
+        try:
+            result = getattr(sock, method)(*args)
+        except (BlockingIOError, InterruptedError):
+            return  # try again next time
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
     # ------------------------------------------------------------------ receiving
 
     async def sock_recv(self: LoopAPI, sock: Any, n: Any) -> bytes:
@@ -118,22 +138,8 @@ class SockOpsMixin(SendfileMixin):
         except (BlockingIOError, InterruptedError):
             pass
         fut = self.create_future()
-        self._sock_wait_readable(fut, sock.fileno(), self._sock_recv, fut, sock, n)
+        self._sock_wait_readable(fut, sock.fileno(), self._sock_retry, fut, sock, "recv", n)
         return await fut
-
-    def _sock_recv(self, fut: Any, sock: Any, n: Any) -> None:
-        if fut.done():
-            return
-        try:
-            data = sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            return  # try again next time
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(data)
 
     async def sock_recv_into(self: LoopAPI, sock: Any, buf: Any) -> int:
         """Receive into the writable buffer buf; return the number of bytes written."""
@@ -143,22 +149,8 @@ class SockOpsMixin(SendfileMixin):
         except (BlockingIOError, InterruptedError):
             pass
         fut = self.create_future()
-        self._sock_wait_readable(fut, sock.fileno(), self._sock_recv_into, fut, sock, buf)
+        self._sock_wait_readable(fut, sock.fileno(), self._sock_retry, fut, sock, "recv_into", buf)
         return await fut
-
-    def _sock_recv_into(self, fut: Any, sock: Any, buf: Any) -> None:
-        if fut.done():
-            return
-        try:
-            nbytes = sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(nbytes)
 
     async def sock_recvfrom(self: LoopAPI, sock: Any, bufsize: Any) -> tuple:
         """Receive a datagram of up to bufsize bytes; return (data, address)."""
@@ -168,22 +160,10 @@ class SockOpsMixin(SendfileMixin):
         except (BlockingIOError, InterruptedError):
             pass
         fut = self.create_future()
-        self._sock_wait_readable(fut, sock.fileno(), self._sock_recvfrom, fut, sock, bufsize)
+        self._sock_wait_readable(
+            fut, sock.fileno(), self._sock_retry, fut, sock, "recvfrom", bufsize
+        )
         return await fut
-
-    def _sock_recvfrom(self, fut: Any, sock: Any, bufsize: Any) -> None:
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
 
     async def sock_recvfrom_into(self: LoopAPI, sock: Any, buf: Any, nbytes: Any = 0) -> tuple:
         """Receive a datagram into buf (at most nbytes, 0 = len(buf)); return (n, address)."""
@@ -196,23 +176,9 @@ class SockOpsMixin(SendfileMixin):
             pass
         fut = self.create_future()
         self._sock_wait_readable(
-            fut, sock.fileno(), self._sock_recvfrom_into, fut, sock, buf, nbytes
+            fut, sock.fileno(), self._sock_retry, fut, sock, "recvfrom_into", buf, nbytes
         )
         return await fut
-
-    def _sock_recvfrom_into(self, fut: Any, sock: Any, buf: Any, bufsize: Any) -> None:
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom_into(buf, bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
 
     # ------------------------------------------------------------------ sending
 
@@ -265,22 +231,11 @@ class SockOpsMixin(SendfileMixin):
         except (BlockingIOError, InterruptedError):
             pass
         fut = self.create_future()
-        self._sock_wait_writable(fut, sock.fileno(), self._sock_sendto, fut, sock, data, address)
+        # Retried as sendto(data, 0, address), as asyncio's _sock_sendto does.
+        self._sock_wait_writable(
+            fut, sock.fileno(), self._sock_retry, fut, sock, "sendto", data, 0, address
+        )
         return await fut
-
-    def _sock_sendto(self, fut: Any, sock: Any, data: Any, address: Any) -> None:
-        if fut.done():
-            return
-        try:
-            n = sock.sendto(data, 0, address)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(n)
 
     # ------------------------------------------------------------------ connections
 
