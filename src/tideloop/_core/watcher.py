@@ -3,9 +3,8 @@
 Readers and writers added as Handles (the public add_reader/add_writer) are queued on
 readiness and run with the other ready callbacks, as asyncio does. An IOWatcher is instead
 called *inline*, while the pass processes poller events: no Handle, no queue, no context switch
-per event (uvloop's model). Whatever owns an fd above the core (in tideloop: the transports'
-cores and the servers' acceptors) subclasses IOWatcher and registers itself with
-``Loop._add_reader``/``_add_writer``. A watcher therefore must:
+per event (uvloop's model). Whatever owns an fd in the layers above subclasses IOWatcher and
+registers itself with ``Loop._add_reader``/``_add_writer``. A watcher therefore must:
 
 - never let an exception escape ``_on_readable``/``_on_writable`` (the loop reports one that
   does through the exception handler, but the watcher's state is then unknown);
