@@ -82,9 +82,12 @@ def _rel(path: Path) -> str:
 def find_cython_modules() -> list[tuple[str, Path]]:
     """Every ``src/tideloop/**/X.py`` with a sibling ``X.pxd``, as (module name, .py path).
 
-    ``__init__.pxd`` files are only there to make a package cimportable; a package's
-    ``__init__`` is never compiled. A ``.pxd`` with no ``.py`` (an interface such as
-    ``_core/poller.pxd``) is cimported by others and compiles to nothing by itself.
+    A package's ``__init__`` is never compiled, even if an ``__init__.pxd`` were added to make
+    the package cimportable. A ``.pxd`` with no ``.py`` (C declarations such as
+    ``_poll/_libc.pxd`` and ``_transports/_sockio.pxd``) is cimported by others and compiles
+    to nothing by itself. Modules without a ``.pxd`` (``_compat.py``, ``_api.py``, the
+    ``_executor``/``_asyncgens``/``_signals`` mixins, ``_core/errors.py``, most of ``_net/``)
+    stay Python in both builds.
     """
     modules = []
     for pxd in sorted(PACKAGE_DIR.rglob("*.pxd")):

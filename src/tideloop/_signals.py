@@ -19,17 +19,18 @@ import signal
 import socket
 import sys
 import warnings
-from asyncio import base_events as _base_events
 from asyncio import coroutines as _coroutines
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._compat import logger as _logger
 from ._core.handles import Handle
 
+if TYPE_CHECKING:
+    from ._api import LoopAPI
+
 # 3.14 deprecates the public name (a DeprecationWarning per call) and uses the private one.
-_iscoroutinefunction = getattr(
-    _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction
-)
+_iscoroutinefunction = getattr(_coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction)
 
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
@@ -40,15 +41,17 @@ class SignalsMixin:
     """add_signal_handler / remove_signal_handler for a Loop (Unix, main thread only)."""
 
     _signal_handlers: dict[int, Handle]
-    _ssock: socket.socket | None
-    _csock: socket.socket | None
+    _ssock: Any  # socket.socket | None
+    _csock: Any  # socket.socket | None
 
     def _init_signals(self) -> None:
         self._signal_handlers = {}
         self._ssock = None
         self._csock = None
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(
+        self: LoopAPI, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
         """Add a handler for a signal. UNIX only.
 
         Raise ValueError if the signal number is invalid or uncatchable.
@@ -84,12 +87,12 @@ class SignalsMixin:
                 try:
                     signal.set_wakeup_fd(-1)
                 except (ValueError, OSError) as nexc:
-                    _base_events.logger.info("set_wakeup_fd(-1) failed: %s", nexc)
+                    _logger().info("set_wakeup_fd(-1) failed: %s", nexc)
             if exc.errno == errno.EINVAL:
                 raise RuntimeError(f"sig {sig} cannot be caught") from None
             raise
 
-    def _read_signals(self) -> None:
+    def _read_signals(self: LoopAPI) -> None:
         while True:
             try:
                 data = self._ssock.recv(4096)
@@ -103,7 +106,7 @@ class SignalsMixin:
                 if signum:
                     self._handle_signal(signum)
 
-    def _handle_signal(self, sig: int) -> None:
+    def _handle_signal(self: LoopAPI, sig: int) -> None:
         """Internal helper that is the actual signal handler."""
         handle = self._signal_handlers.get(sig)
         if handle is None:
@@ -124,6 +127,7 @@ class SignalsMixin:
         except KeyError:
             return False
 
+        handler: Any
         if sig == signal.SIGINT:
             handler = signal.default_int_handler
         else:
@@ -140,7 +144,7 @@ class SignalsMixin:
             try:
                 signal.set_wakeup_fd(-1)
             except (ValueError, OSError) as exc:
-                _base_events.logger.info("set_wakeup_fd(-1) failed: %s", exc)
+                _logger().info("set_wakeup_fd(-1) failed: %s", exc)
 
         return True
 

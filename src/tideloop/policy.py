@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 from asyncio import events as _events
+from typing import Any
 
 from ._eventloop import EventLoop, new_event_loop
 
@@ -52,14 +53,14 @@ def _base_policy() -> type | None:
     return None
 
 
-_BasePolicy = _base_policy()
+_BasePolicy: Any = _base_policy()
 
 #: True where asyncio has event loop policies (3.11-3.15), so ``EventLoopPolicy`` exists.
 POLICIES: bool = _BasePolicy is not None and hasattr(_events, "set_event_loop_policy")
 
 if POLICIES:
 
-    class EventLoopPolicy(_BasePolicy):  # type: ignore[valid-type,misc]
+    class EventLoopPolicy(_BasePolicy):
         """An event loop policy whose loops are tideloop loops.
 
         >>> import asyncio, tideloop

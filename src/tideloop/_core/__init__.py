@@ -1,1 +1,3 @@
-"""The loop core: handles, timers, a poller and a waker. Imports nothing above it."""
+"""The loop core: the pass (``loop.Loop``), handles, the timer heap, the waker, IOWatcher and the
+exception-handler API. Imports nothing above it but ``_poll`` and ``_compat``; knows fds,
+handles and watchers, not what owns them."""

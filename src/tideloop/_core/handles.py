@@ -30,7 +30,7 @@ def source_traceback() -> Any:
     asyncio deletes a fixed number of its own frames; tideloop cannot, because compiled functions
     push no frames and pure ones do. Trimming by file keeps both modes' tracebacks identical.
     """
-    frame = sys._getframe(0)
+    frame: Any = sys._getframe(0)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
     return _extract_stack(frame)
@@ -71,10 +71,10 @@ class Handle:
             context = _copy_context()
         self._context = context
         self._loop = loop
-        self._callback = callback
+        self._callback: Any = callback
         self._args = args
         self._cancelled = False
-        self._repr = None
+        self._repr: str | None = None
         if loop.get_debug():
             self._source_traceback = source_traceback()
         else:
@@ -135,7 +135,8 @@ class Handle:
             if self._source_traceback:
                 context["source_traceback"] = self._source_traceback
             self._loop.call_exception_handler(context)
-        self = args = None  # noqa: F841  (a traceback keeps this frame: drop what it holds)
+        # A traceback keeps this frame: drop what it holds (mypy: self is never None otherwise).
+        self = args = None  # type: ignore[assignment]  # noqa: F841
 
 
 def new_handle(

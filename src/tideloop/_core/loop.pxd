@@ -20,7 +20,6 @@ cdef object _monotonic
 cdef object _get_ident
 cdef object _iscoroutine
 cdef object _iscoroutinefunction
-cdef bint _PY312
 cdef bint _PY313
 cdef bint _PY3133
 cdef bint _PY314
@@ -44,16 +43,10 @@ cdef class Loop:
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public object _thread_id
     cdef public double _clock_resolution
-    cdef public object _exception_handler
     cdef public object _task_factory
-    cdef public object _default_executor
-    cdef public bint _executor_shutdown_called
     cdef public object _current_handle
     cdef public object _coroutine_origin_tracking_enabled
     cdef public object _coroutine_origin_tracking_saved_depth
-    cdef public object _asyncgens
-    cdef public bint _asyncgens_shutdown_called
-    cdef public object _old_agen_hooks
     cdef public double slow_callback_duration
     cdef public bint _debug
     cdef public dict _fds
@@ -62,8 +55,6 @@ cdef class Loop:
     cdef EpollPoller _epoll
     cdef public Waker _waker
     cdef public int _waker_fd
-    cdef public object _transports
-    cdef object _recv_state
 
     cpdef _check_closed(self)
 

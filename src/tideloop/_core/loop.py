@@ -7,11 +7,16 @@ One pass of the loop (``_run_once``), as in asyncio:
    timer (capped at a day), else forever (a zero-timeout poll is skipped when no fd is watched);
 3. take the timers due by ``time() + clock_resolution`` off the heap;
 4. run, in asyncio's order, the callbacks queued before the pass, then I/O in event order
-   (add_reader/add_writer Handles, and transports called inline as IOWatchers, with no Handle
+   (reader/writer Handles, queued as asyncio's are, and IOWatchers, called inline with no Handle
    per event), then the due timers. What they schedule waits for the next pass.
 
-The core knows nothing of sockets, transports or signals: those live above it and reach it
-through ``add_reader``/``add_writer`` and ``_add_callback``.
+The core knows fds, handles and watchers, nothing above them: the layers above reach it
+through ``_add_reader``/``_add_writer``/``_remove_reader``/``_remove_writer`` (an fd and a
+Handle or an IOWatcher, unchecked), ``_add_callback`` and the public call_soon/call_later API.
+It reports what escapes a callback through ``call_exception_handler`` (``_core/errors.py``).
+The public ``add_reader`` family, the executor and the async-generator hooks are mixins above
+it (``_net/registry.py``, ``_executor.py``, ``_asyncgens.py``); ``tideloop.EventLoop`` joins
+them.
 
 Invariant: ``_thread_id`` is not None exactly while ``run_forever`` runs (``is_running()``).
 Invariant: ``_ready`` is one list for the loop's life, appended to by any thread (atomic under
@@ -27,21 +32,14 @@ registered with ``events == 0`` after its last reader/writer went away ("idle"),
 
 from __future__ import annotations
 
-import concurrent.futures
 import heapq
-import logging
 import sys
 import threading
 import time
-import traceback
-import warnings
-import weakref
-from asyncio import base_events as _base_events
-from asyncio import coroutines as _coroutines
-from asyncio import events as _events
-from asyncio import futures as _futures
-from asyncio import tasks as _tasks
-from asyncio import timeouts as _timeouts
+from asyncio import coroutines as _aio_coroutines
+from asyncio import events as _aio_events
+from asyncio import futures as _aio_futures
+from asyncio import tasks as _aio_tasks
 from collections.abc import Callable
 from math import ceil as _ceil
 
@@ -49,6 +47,10 @@ from math import ceil as _ceil
 from math import ldexp as _as_double
 from typing import Any
 
+from .._compat import PY313 as _PY313
+from .._compat import PY314 as _PY314
+from .._compat import PY3133 as _PY3133
+from .._compat import logger as _logger
 from .._poll import make_poller, poller_name
 from .._poll.constants import READ, WRITE
 from .._poll.epoll import EpollPoller
@@ -56,6 +58,14 @@ from .handles import Handle, TimerHandle, new_handle, new_threadsafe_handle, new
 from .timers import heap_pop, heap_push
 from .waker import Waker
 from .watcher import IOWatcher
+
+# The core calls asyncio's private helpers (_get_loop, _set_running_loop, _is_debug_mode,
+# _set_task_name), which typeshed does not declare, and passes itself as the loop, which it is
+# only once tideloop.EventLoop joins it with AbstractEventLoop: to mypy, these are untyped.
+_coroutines: Any = _aio_coroutines
+_events: Any = _aio_events
+_futures: Any = _aio_futures
+_tasks: Any = _aio_tasks
 
 # asyncio's own tuning constants (base_events), kept equal so timer behaviour matches.
 _MIN_SCHEDULED_TIMER_HANDLES = 100
@@ -71,11 +81,6 @@ _iscoroutine = _coroutines.iscoroutine
 _iscoroutinefunction = getattr(
     _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction
 )
-_PY312 = sys.version_info >= (3, 12)
-_PY313 = sys.version_info >= (3, 13)
-# 3.13.3 began passing create_task's extra keywords to the task factory (3.13.4 settled which).
-_PY3133 = sys.version_info >= (3, 13, 3)
-_PY314 = sys.version_info >= (3, 14)
 # True in the compiled build, where _poll/_libc.pxd's C functions are reachable.
 _NATIVE = not __file__.endswith(".py")
 
@@ -94,11 +99,6 @@ def _now() -> float:
     return _monotonic()
 
 
-def _logger() -> logging.Logger:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
-
-
 def _format_handle(handle: Handle) -> str:
     cb = handle._callback
     if isinstance(getattr(cb, "__self__", None), _tasks.Task):
@@ -114,20 +114,6 @@ def _run_until_complete_cb(fut: Any) -> None:
             # Issue #22429: run_forever() already finished, no need to stop it.
             return
     _futures._get_loop(fut).stop()
-
-
-def _fileobj_to_fd(fileobj: Any) -> int:
-    """Return the fd of an int or an object with fileno(), with selectors' errors."""
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
-    if fd < 0:
-        raise ValueError(f"Invalid file descriptor: {fd}")
-    return fd
 
 
 class FdEntry:
@@ -149,30 +135,19 @@ class Loop:
         else the platform's default) or a poller object; see ``tideloop._poll.make_poller``."""
         self._closed = False
         self._stopping = False
-        self._ready = []
-        self._scheduled = []
+        self._ready: list[Any] = []
+        self._scheduled: list[Any] = []  # TimerHandles, a heap
         self._timer_cancelled_count = 0
-        self._thread_id = None
+        self._thread_id: int | None = None
         self._clock_resolution = time.get_clock_info("monotonic").resolution
-        self._exception_handler = None
         self._task_factory = None
-        self._default_executor = None
-        self._executor_shutdown_called = False
-        self._current_handle = None
+        self._current_handle: Any = None
         self._coroutine_origin_tracking_enabled = False
-        self._coroutine_origin_tracking_saved_depth = None
-        self._asyncgens = weakref.WeakSet()
-        self._asyncgens_shutdown_called = False
-        self._old_agen_hooks = None
+        self._coroutine_origin_tracking_saved_depth: Any = None
         self.slow_callback_duration = 0.1
         self._debug = False
         self.set_debug(_coroutines._is_debug_mode())
-        self._fds = {}
-        # fd -> the transport that owns it (asyncio's loop._transports, weak values).
-        self._transports = weakref.WeakValueDictionary()
-        # Compiled build: the transports' read state (_transports/base.py RecvState), made by
-        # the first transport; per loop, so loops in different threads share no buffer.
-        self._recv_state = None
+        self._fds: dict[int, FdEntry] = {}
         self._poller = make_poller(poller)
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
         # Compiled build with epoll: _run_once reads the poller's C event array directly.
@@ -205,11 +180,7 @@ class Loop:
         self._check_closed()
         self._check_running()
         self._set_coroutine_origin_tracking(self._debug)
-        self._old_agen_hooks = sys.get_asyncgen_hooks()
         self._thread_id = _get_ident()
-        sys.set_asyncgen_hooks(
-            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
-        )
         # Looked up per call, not cached: asyncio's tests swap in the pure-Python version.
         _events._set_running_loop(self)
 
@@ -218,9 +189,6 @@ class Loop:
         self._thread_id = None
         _events._set_running_loop(None)
         self._set_coroutine_origin_tracking(False)
-        if self._old_agen_hooks is not None:
-            sys.set_asyncgen_hooks(*self._old_agen_hooks)
-            self._old_agen_hooks = None
 
     def run_until_complete(self, future: Any) -> Any:
         """Run until the future (or coroutine, wrapped in a task) is done; return its result."""
@@ -259,7 +227,7 @@ class Loop:
         return self._closed
 
     def close(self) -> None:
-        """Close the loop: drop pending callbacks, shut the default executor down (no wait)."""
+        """Close the loop: drop pending callbacks and fd watches, close the poller and waker."""
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
         if self._closed:
@@ -270,11 +238,6 @@ class Loop:
         self._ready.clear()
         self._scheduled.clear()
         self._timer_cancelled_count = 0
-        self._executor_shutdown_called = True
-        executor = self._default_executor
-        if executor is not None:
-            self._default_executor = None
-            executor.shutdown(wait=False)
         for entry in self._fds.values():
             if isinstance(entry.reader, Handle):
                 entry.reader.cancel()
@@ -300,8 +263,7 @@ class Loop:
             return
         if self._thread_id != _get_ident():
             raise RuntimeError(
-                "Non-thread-safe operation invoked on an event loop other "
-                "than the current one"
+                "Non-thread-safe operation invoked on an event loop other than the current one"
             )
 
     def _check_callback(self, callback: Any, method: str) -> None:
@@ -355,7 +317,7 @@ class Loop:
             timeout = -1.0  # block until an event
 
         epoll = self._epoll
-        events = None
+        events: Any = None
         nevents = 0
         if timeout != 0.0 or self._fds:
             if epoll is not None:
@@ -431,7 +393,7 @@ class Loop:
         handle = None  # Needed to break cycles when an exception occurs.
         timer = None
 
-    def _run_handle_debug(self, handle: Handle) -> None:
+    def _run_handle_debug(self, handle: Any) -> None:
         try:
             self._current_handle = handle
             t0 = _now()
@@ -465,7 +427,7 @@ class Loop:
                 else:
                     self._dispatch(reader, True)
         if mask & WRITE:
-            # Read entry.writer only now: the reader may have closed its transport.
+            # Read entry.writer only now: the reader may have closed the fd's owner.
             writer = entry.writer
             if writer is not None:
                 if isinstance(writer, Handle):
@@ -494,7 +456,8 @@ class Loop:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.call_exception_handler(
+            loop: Any = self  # call_exception_handler: _core/errors.py's mixin, in EventLoop
+            loop.call_exception_handler(
                 {
                     "message": "Exception in I/O callback of " + repr(watcher),
                     "exception": exc,
@@ -533,6 +496,7 @@ class Loop:
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
+        handle: Handle
         if _PY314:
             handle = new_threadsafe_handle(callback, args, self, context)
         else:
@@ -670,99 +634,6 @@ class Loop:
     def get_task_factory(self) -> Any:
         return self._task_factory
 
-    # ---------------------------------------------------------------- executors
-
-    def run_in_executor(self, executor: Any, func: Callable[..., object], *args: Any) -> Any:
-        """Run func(*args) in the executor (default: a lazily created thread pool)."""
-        self._check_closed()
-        if self._debug:
-            self._check_callback(func, "run_in_executor")
-        if executor is None:
-            executor = self._default_executor
-            # Only check when the default executor is being used
-            if self._executor_shutdown_called:
-                raise RuntimeError("Executor shutdown has been called")
-            if executor is None:
-                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
-                self._default_executor = executor
-        return _futures.wrap_future(executor.submit(func, *args), loop=self)
-
-    def set_default_executor(self, executor: Any) -> None:
-        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError("executor must be ThreadPoolExecutor")
-        self._default_executor = executor
-
-    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Shut the default executor down, waiting at most ``timeout`` seconds for its threads."""
-        self._executor_shutdown_called = True
-        if self._default_executor is None:
-            return
-        future = self.create_future()
-        thread = threading.Thread(target=self._do_shutdown, args=(future,))
-        thread.start()
-        try:
-            async with _timeouts.timeout(timeout):
-                await future
-        except TimeoutError:
-            warnings.warn(
-                "The executor did not finishing joining "
-                f"its threads within {timeout} seconds.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self._default_executor.shutdown(wait=False)
-        else:
-            thread.join()
-
-    def _do_shutdown(self, future: Any) -> None:
-        try:
-            self._default_executor.shutdown(wait=True)
-            if not self.is_closed():
-                self.call_soon_threadsafe(_futures._set_result_unless_cancelled, future, None)
-        except Exception as ex:
-            if not self.is_closed() and not future.cancelled():
-                self.call_soon_threadsafe(future.set_exception, ex)
-
-    # ---------------------------------------------------------------- async generators
-
-    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
-        self._asyncgens.discard(agen)
-        if not self.is_closed():
-            self.call_soon_threadsafe(self.create_task, agen.aclose())
-
-    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
-        if self._asyncgens_shutdown_called:
-            warnings.warn(
-                f"asynchronous generator {agen!r} was scheduled after "
-                f"loop.shutdown_asyncgens() call",
-                ResourceWarning,
-                source=self,
-            )
-        self._asyncgens.add(agen)
-
-    async def shutdown_asyncgens(self) -> None:
-        """Shutdown all active asynchronous generators."""
-        self._asyncgens_shutdown_called = True
-        if not len(self._asyncgens):
-            # If Python version is <3.6 or we don't have any asynchronous
-            # generators alive.
-            return
-        closing_agens = list(self._asyncgens)
-        self._asyncgens.clear()
-        results = await _tasks.gather(
-            *[ag.aclose() for ag in closing_agens], return_exceptions=True
-        )
-        for result, agen in zip(results, closing_agens, strict=True):
-            if isinstance(result, Exception):
-                self.call_exception_handler(
-                    {
-                        "message": f"an error occurred during closing of "
-                        f"asynchronous generator {agen!r}",
-                        "exception": result,
-                        "asyncgen": agen,
-                    }
-                )
-
     # ---------------------------------------------------------------- debug
 
     def get_debug(self) -> bool:
@@ -783,133 +654,7 @@ class Loop:
             sys.set_coroutine_origin_tracking_depth(self._coroutine_origin_tracking_saved_depth)
         self._coroutine_origin_tracking_enabled = enabled
 
-    # ---------------------------------------------------------------- exception handler
-
-    def get_exception_handler(self) -> Any:
-        return self._exception_handler
-
-    def set_exception_handler(self, handler: Any) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"A callable object or None is expected, got {handler!r}")
-        self._exception_handler = handler
-
-    def default_exception_handler(self, context: dict) -> None:
-        """Log the context the way asyncio does (message, then sorted keys, then traceback)."""
-        message = context.get("message")
-        if not message:
-            message = "Unhandled exception in event loop"
-        exception = context.get("exception")
-        if exception is not None:
-            exc_info = (type(exception), exception, exception.__traceback__)
-        else:
-            exc_info = False
-        if (
-            "source_traceback" not in context
-            and self._current_handle is not None
-            and self._current_handle._source_traceback
-        ):
-            context["handle_traceback"] = self._current_handle._source_traceback
-        log_lines = [message]
-        for key in sorted(context):
-            if key in {"message", "exception"}:
-                continue
-            value = context[key]
-            if key == "source_traceback":
-                tb = "".join(traceback.format_list(value))
-                value = "Object created at (most recent call last):\n"
-                value += tb.rstrip()
-            elif key == "handle_traceback":
-                tb = "".join(traceback.format_list(value))
-                value = "Handle created at (most recent call last):\n"
-                value += tb.rstrip()
-            else:
-                value = repr(value)
-            log_lines.append(f"{key}: {value}")
-        _logger().error("\n".join(log_lines), exc_info=exc_info)
-
-    def call_exception_handler(self, context: dict) -> None:
-        """Call the handler set by set_exception_handler(), else the default one."""
-        if self._exception_handler is None:
-            try:
-                self.default_exception_handler(context)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                # Second protection layer for unexpected errors
-                # in the default implementation, as well as for subclassed
-                # event loops with overloaded "default_exception_handler".
-                _logger().error("Exception in default exception handler", exc_info=True)
-        else:
-            try:
-                ctx = None
-                if _PY312:
-                    thing = context.get("task")
-                    if thing is None:
-                        thing = context.get("future")
-                    if thing is None:
-                        thing = context.get("handle")
-                    if thing is not None and hasattr(thing, "get_context"):
-                        ctx = thing.get_context()
-                if ctx is not None and hasattr(ctx, "run"):
-                    ctx.run(self._exception_handler, self, context)
-                else:
-                    self._exception_handler(self, context)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                # Exception in the user set custom exception handler.
-                try:
-                    # Let's try default handler.
-                    self.default_exception_handler(
-                        {
-                            "message": "Unhandled error in exception handler",
-                            "exception": exc,
-                            "context": context,
-                        }
-                    )
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException:
-                    # Guard 'default_exception_handler' in case it is
-                    # overloaded.
-                    _logger().error(
-                        "Exception in default exception handler "
-                        "while handling an unexpected error "
-                        "in custom exception handler",
-                        exc_info=True,
-                    )
-
     # ---------------------------------------------------------------- readers and writers
-
-    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
-        """Call callback(*args) whenever fd is readable, until remove_reader(fd)."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
-        self._add_reader(fd, new_handle(callback, args, self, None))
-
-    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
-        """Call callback(*args) whenever fd is writable, until remove_writer(fd)."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
-        self._add_writer(fd, new_handle(callback, args, self, None))
-
-    def remove_reader(self, fd: Any) -> bool:
-        """Stop watching fd for reading; return True if it was watched."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
-        return self._remove_reader(fd)
-
-    def remove_writer(self, fd: Any) -> bool:
-        """Stop watching fd for writing; return True if it was watched."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
-        return self._remove_writer(fd)
-
-    def _ensure_fd_no_transport(self, fd: Any) -> None:
-        """Raise RuntimeError if a transport that is not closing owns fd (as asyncio)."""
-        transport = self._transports.get(fd)
-        if transport is not None and not transport.is_closing():
-            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
     def _add_reader(self, fd: int, handle: Any) -> None:
         """Watch fd for reading with a Handle (queued) or an IOWatcher (called inline)."""
@@ -974,11 +719,11 @@ class Loop:
         if entry.events:
             self._poller.modify(fd, entry.events)
         elif self._lazy_unregister:
-            # Keep the fd registered but idle: the next add_reader/add_writer on it costs one
-            # epoll_ctl(MOD) instead of DEL now + ADD later (sock_recv in a loop does exactly
-            # that). Safe only where the kernel forgets a closed fd by itself (epoll): if the fd
-            # was closed meanwhile, MOD fails with ENOENT and the poller falls back to ADD; if it
-            # reports events first, _process_event unregisters it then.
+            # Keep the fd registered but idle: the next _add_reader/_add_writer on it costs one
+            # epoll_ctl(MOD) instead of DEL now + ADD later (a reader added and removed around
+            # each read does exactly that). Safe only where the kernel forgets a closed fd by
+            # itself (epoll): if the fd was closed meanwhile, MOD fails with ENOENT and the
+            # poller falls back to ADD; if it reports events first, _process_event unregisters it.
             pass
         else:
             del self._fds[fd]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 
 class Waker:
@@ -20,8 +21,8 @@ class Waker:
 
     def __init__(self) -> None:
         self._closed = False
-        self._rsock = None
-        self._wsock = None
+        self._rsock: Any = None
+        self._wsock: Any = None
         if hasattr(os, "eventfd"):
             self._eventfd = True
             self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)

@@ -1,22 +1,23 @@
 """IOWatcher: what the loop calls straight from the poller, without a Handle.
 
-add_reader/add_writer callbacks are Handles: on readiness the loop queues them and runs them
-with the other ready callbacks, as asyncio does. Transports instead subclass IOWatcher and
-are called *inline*, while the pass processes poller events: no Handle, no queue, no context
-switch per event (uvloop's model). A transport therefore must:
+Readers and writers added as Handles (the public add_reader/add_writer) are queued on
+readiness and run with the other ready callbacks, as asyncio does. An IOWatcher is instead
+called *inline*, while the pass processes poller events: no Handle, no queue, no context switch
+per event (uvloop's model). Whatever owns an fd in the layers above subclasses IOWatcher and
+registers itself with ``Loop._add_reader``/``_add_writer``. A watcher therefore must:
 
 - never let an exception escape ``_on_readable``/``_on_writable`` (the loop reports one that
-  does through the exception handler, but the transport's state is then unknown);
+  does through the exception handler, but the watcher's state is then unknown);
 - tolerate spurious readiness (EAGAIN), since the kernel and level-triggering allow it;
-- run protocol callbacks in its own context (``contextvars``), as asyncio's transports run
-  theirs in the context copied when the reader was added.
+- run user callbacks in its own context (``contextvars``), as asyncio runs a reader's callback
+  in the context copied when the reader was added.
 """
 
 from __future__ import annotations
 
 
 class IOWatcher:
-    """Base class of transports' cores: the loop calls these on fd readiness."""
+    """Base class of what the loop calls inline on fd readiness (see the module docstring)."""
 
     __slots__ = ()
 

@@ -39,8 +39,11 @@ import os
 import threading
 from typing import Any
 
+from .._compat import PY311 as _PY311
+from .._compat import PY314 as _PY314
+from .._compat import logger as _logger
 from .._core.handles import Handle
-from .._transports.subprocess import _PY311, _PY314, SubprocessTransport, _logger
+from .._transports.subprocess import SubprocessTransport
 
 _HAVE_WAITID = hasattr(os, "waitid")
 

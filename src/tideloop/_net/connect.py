@@ -41,23 +41,22 @@ import itertools
 import os
 import socket
 import sys
-from asyncio import base_events as _base_events
 from asyncio import exceptions as _exceptions
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from .._compat import PY313 as _PY313
+from .._compat import logger as _logger
 from .._transports.stream import make_stream_transport
 from .._transports.tls import make_tls_transport
 from .sendfile import _check_ssl_socket
 from .staggered import staggered_race
 
-_PY313 = sys.version_info >= (3, 13)
+if TYPE_CHECKING:
+    from .._api import LoopAPI
+
 # asyncio 3.14 (gh-153133) closes the socket, even a caller's, when no transport is made.
 _CLOSE_SOCK_ON_TRANSPORT_ERROR = sys.version_info >= (3, 14)
-
-
-def _logger() -> Any:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
 
 
 def _interleave_addrinfos(addrinfos: list, first_address_family_count: int = 1) -> list:
@@ -94,7 +93,7 @@ class ConnectMixin:
     """Outgoing stream connections, and transports over sockets connected elsewhere.
 
     Needs from the loop: ``_ensure_resolved`` (DnsMixin), ``sock_connect`` (SockOpsMixin),
-    ``create_future``, ``get_debug`` and the core's ``_transports`` map (via
+    ``create_future``, ``get_debug`` and ``_transports`` (TransportRegistryMixin, via
     ``make_stream_transport``).
     """
 
@@ -103,7 +102,7 @@ class ConnectMixin:
     # ------------------------------------------------------------------ TCP
 
     async def create_connection(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         host: Any = None,
         port: Any = None,
@@ -154,7 +153,7 @@ class ConnectMixin:
             if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
 
-            infos = await self._ensure_resolved(  # type: ignore[attr-defined]
+            infos = await self._ensure_resolved(
                 (host, port),
                 family=family,
                 type=socket.SOCK_STREAM,
@@ -166,7 +165,7 @@ class ConnectMixin:
                 raise OSError("getaddrinfo() returned empty list")
 
             if local_addr is not None:
-                laddr_infos = await self._ensure_resolved(  # type: ignore[attr-defined]
+                laddr_infos = await self._ensure_resolved(
                     local_addr,
                     family=family,
                     type=socket.SOCK_STREAM,
@@ -207,7 +206,7 @@ class ConnectMixin:
                 # close it on its next pass anyway; socket.close() is idempotent).
                 sock.close()
             raise
-        if self.get_debug():  # type: ignore[attr-defined]
+        if self.get_debug():
             # Get the socket from the transport because SSL transport closes
             # the old socket and creates a new SSL socket
             sock = transport.get_extra_info("socket")
@@ -217,12 +216,14 @@ class ConnectMixin:
         return transport, protocol
 
     async def _connect_any(
-        self, infos: list, laddr_infos: list | None, delay: Any, all_errors: bool
+        self: LoopAPI, infos: list, laddr_infos: list | None, delay: Any, all_errors: bool
     ) -> Any:
         """Connect to one of infos (in order, or staggered by delay); raise asyncio's error."""
         # One list per attempt, filled by _connect_sock with the OSErrors it saw.
-        exceptions: list = []
-        others: list = []  # non-OSError failures of Happy Eyeballs attempts
+        # Typed Any: set to None below to break cycles through the tracebacks.
+        exceptions: Any = []
+        others: Any = []  # non-OSError failures of Happy Eyeballs attempts
+        flat: Any
         sock = None
         try:
             if delay is None:
@@ -237,13 +238,13 @@ class ConnectMixin:
                 # Each attempt reaches ``exceptions`` through this function's cell, which the
                 # finally below clears: the attempts' frames stay alive in the raised error's
                 # traceback, and must not keep the error lists (and so a cycle) alive.
+                errors: Any  # set to None below
+
+                def attempt(addrinfo: Any) -> Callable[[], Awaitable[Any]]:
+                    return lambda: self._connect_sock(exceptions, addrinfo, laddr_infos)
+
                 sock, _, errors = await staggered_race(
-                    [
-                        lambda addrinfo=addrinfo: self._connect_sock(
-                            exceptions, addrinfo, laddr_infos
-                        )
-                        for addrinfo in infos
-                    ],
+                    [attempt(addrinfo) for addrinfo in infos],
                     delay,
                     loop=self,
                     discard=_close_socket,
@@ -271,17 +272,17 @@ class ConnectMixin:
             # Raise a combined exception so the user can see all the various error messages.
             raise OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in flat)))
         finally:
-            exceptions = flat = others = None  # type: ignore[assignment]  # break cycles
+            exceptions = flat = others = None  # break cycles
 
     async def _connect_sock(
-        self, exceptions: list, addr_info: tuple, local_addr_infos: Any = None
+        self: LoopAPI, exceptions: Any, addr_info: tuple, local_addr_infos: Any = None
     ) -> Any:
         """Create, bind and connect one socket (asyncio's helper, same name and contract).
 
         Appends its own list to ``exceptions`` and records there each OSError it sees; the
         socket is closed on every failure, cancellation included.
         """
-        my_exceptions: list = []
+        my_exceptions: Any = []
         exceptions.append(my_exceptions)
         family, type_, proto, _, address = addr_info
         sock = None
@@ -303,7 +304,7 @@ class ConnectMixin:
                         raise my_exceptions.pop()
                     else:
                         raise OSError(f"no matching local address with {family=} found")
-            await self.sock_connect(sock, address)  # type: ignore[attr-defined]
+            await self.sock_connect(sock, address)
             return sock
         except OSError as exc:
             my_exceptions.append(exc)
@@ -315,10 +316,10 @@ class ConnectMixin:
                 sock.close()
             raise
         finally:
-            exceptions = my_exceptions = None  # type: ignore[assignment]
+            exceptions = my_exceptions = None
 
     async def _create_connection_transport(
-        self,
+        self: LoopAPI,
         sock: Any,
         protocol_factory: Any,
         ssl: Any,
@@ -337,10 +338,10 @@ class ConnectMixin:
         try:
             sock.setblocking(False)
             protocol = protocol_factory()
-            waiter = self.create_future()  # type: ignore[attr-defined]
+            waiter: Any = self.create_future()  # Any: set to None below
             if ssl:
                 sslcontext = None if isinstance(ssl, bool) else ssl
-                transport = make_tls_transport(
+                transport: Any = make_tls_transport(
                     self,
                     sock,
                     protocol,
@@ -369,7 +370,7 @@ class ConnectMixin:
     # ------------------------------------------------------------------ Unix
 
     async def create_unix_connection(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         path: Any = None,
         *,
@@ -401,7 +402,7 @@ class ConnectMixin:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
             try:
                 sock.setblocking(False)
-                await self.sock_connect(sock, path)  # type: ignore[attr-defined]
+                await self.sock_connect(sock, path)
             except BaseException:
                 sock.close()
                 raise
@@ -430,7 +431,7 @@ class ConnectMixin:
     # ------------------------------------------------------------------ accepted sockets
 
     async def connect_accepted_socket(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         sock: Any,
         *,
@@ -460,7 +461,7 @@ class ConnectMixin:
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        if self.get_debug():  # type: ignore[attr-defined]
+        if self.get_debug():
             # Get the socket from the transport because SSL transport closes
             # the old socket and creates a new SSL socket
             sock = transport.get_extra_info("socket")

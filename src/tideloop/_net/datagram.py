@@ -22,10 +22,13 @@ import os
 import socket
 import stat
 import sys
-from asyncio import base_events as _base_events
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._compat import logger as _logger
 from .._transports.datagram import make_datagram_transport
+
+if TYPE_CHECKING:
+    from .._api import LoopAPI
 
 # gh-114887 (3.13, backported to 3.12.2 and 3.11.8): sock= rejects only SOCK_STREAM sockets,
 # "A datagram socket was expected"; before, anything but SOCK_DGRAM, "A UDP Socket ...".
@@ -54,20 +57,21 @@ def _remove_stale_unix_socket(path: str) -> None:
         pass
     except OSError as err:
         # Directory may have permissions only to create socket.
-        _base_events.logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
+        _logger().error("Unable to check or remove stale UNIX socket %r: %r", path, err)
 
 
 class DatagramMixin:
     """``create_datagram_endpoint`` and asyncio's private ``_make_datagram_transport``.
 
     Needs from the loop: create_future, sock_connect (SockOpsMixin), _ensure_resolved
-    (DnsMixin), _ensure_fd_no_transport, _transports and _debug (the core).
+    (DnsMixin), _ensure_fd_no_transport and _transports (TransportRegistryMixin) and _debug
+    (the core).
     """
 
     __slots__ = ()
 
     def _make_datagram_transport(
-        self,
+        self: LoopAPI,
         sock: Any,
         protocol: Any,
         address: Any = None,
@@ -75,11 +79,11 @@ class DatagramMixin:
         extra: dict | None = None,
     ) -> Any:
         """Wrap sock in a started DatagramTransport (asyncio's selector loop method)."""
-        self._ensure_fd_no_transport(sock.fileno())  # type: ignore[attr-defined]
+        self._ensure_fd_no_transport(sock.fileno())
         return make_datagram_transport(self, sock, protocol, address, waiter, extra)
 
     async def create_datagram_endpoint(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         local_addr: Any = None,
         remote_addr: Any = None,
@@ -151,11 +155,11 @@ class DatagramMixin:
             if own_sock:
                 sock.close()
             raise
-        waiter = self.create_future()  # type: ignore[attr-defined]
+        waiter = self.create_future()
         transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
-        if self._debug:  # type: ignore[attr-defined]
+        if self._debug:
             if local_addr:
-                _base_events.logger.info(
+                _logger().info(
                     "Datagram endpoint local_addr=%r remote_addr=%r created: (%r, %r)",
                     local_addr,
                     remote_addr,
@@ -163,7 +167,7 @@ class DatagramMixin:
                     protocol,
                 )
             else:
-                _base_events.logger.debug(
+                _logger().debug(
                     "Datagram endpoint remote_addr=%r created: (%r, %r)",
                     remote_addr,
                     transport,
@@ -179,7 +183,7 @@ class DatagramMixin:
         return transport, protocol
 
     async def _resolve_pairs(
-        self, local_addr: Any, remote_addr: Any, family: int, proto: int, flags: int
+        self: LoopAPI, local_addr: Any, remote_addr: Any, family: int, proto: int, flags: int
     ) -> list:
         """Resolve both addresses; [((family, proto), (local, remote))] usable for each given."""
         # join address by (family, protocol)
@@ -189,7 +193,7 @@ class DatagramMixin:
                 if not (isinstance(addr, tuple) and len(addr) == 2):
                     raise TypeError("2-tuple is expected")
 
-                infos = await self._ensure_resolved(  # type: ignore[attr-defined]
+                infos = await self._ensure_resolved(
                     addr,
                     family=family,
                     type=socket.SOCK_DGRAM,
@@ -217,7 +221,7 @@ class DatagramMixin:
         return addr_pairs_info
 
     async def _open_datagram_socket(
-        self,
+        self: LoopAPI,
         addr_pairs_info: Any,
         local_addr: Any,
         remote_addr: Any,
@@ -227,7 +231,7 @@ class DatagramMixin:
         """Try each (family, proto) in turn; return (sock, remote address) for the first
         that binds and connects. Failed sockets are closed; all failing raises the first
         OSError."""
-        exceptions = []
+        exceptions: Any = []  # Any: set to None below
         try:
             for (family, proto), (local_address, remote_address) in addr_pairs_info:
                 sock = None
@@ -244,7 +248,7 @@ class DatagramMixin:
                         sock.bind(local_address)
                     if remote_addr:
                         if not allow_broadcast:
-                            await self.sock_connect(sock, remote_address)  # type: ignore[attr-defined]
+                            await self.sock_connect(sock, remote_address)
                         r_addr = remote_address
                 except OSError as exc:
                     if sock is not None:
@@ -259,4 +263,4 @@ class DatagramMixin:
             raise exceptions[0]
         finally:
             # Break the cycles through the tracebacks (asyncio does the same in create_connection).
-            exceptions = None  # type: ignore[assignment]
+            exceptions = None

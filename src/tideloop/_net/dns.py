@@ -39,7 +39,10 @@ from __future__ import annotations
 
 import socket
 from asyncio.log import logger
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._api import LoopAPI
 
 _HAS_IPv6 = hasattr(socket, "AF_INET6")
 _AF_INET = socket.AF_INET
@@ -51,7 +54,7 @@ _NI_NUMERIC = getattr(socket, "NI_NUMERICHOST", 0) | getattr(socket, "NI_NUMERIC
 _HAS_INET_PTON = hasattr(socket, "inet_pton")
 _getaddrinfo = socket.getaddrinfo
 _getnameinfo = socket.getnameinfo
-_inet_pton = getattr(socket, "inet_pton", None)
+_inet_pton: Any = getattr(socket, "inet_pton", None)
 # Used when the loop has no slow_callback_duration attribute (asyncio's default).
 _SLOW_CALLBACK_DURATION = 0.1
 
@@ -85,7 +88,7 @@ def _ipaddr_info(
             return None
 
     if family == _AF_UNSPEC:
-        afs = [_AF_INET]
+        afs: list[int] = [_AF_INET]
         if _HAS_IPv6:
             afs.append(_AF_INET6)
     else:
@@ -99,7 +102,7 @@ def _ipaddr_info(
 
     for af in afs:
         try:
-            _inet_pton(af, host)  # type: ignore[misc]
+            _inet_pton(af, host)
         except OSError:
             continue
         # The host has already been resolved.
@@ -162,7 +165,7 @@ class DnsMixin:
     __slots__ = ()
 
     def _getaddrinfo_debug(
-        self,
+        self: LoopAPI,
         host: Any,
         port: Any,
         family: Any,
@@ -187,9 +190,9 @@ class DnsMixin:
         msg = ", ".join(msg_parts)
         logger.debug("Get address info %s", msg)
 
-        t0 = self.time()  # type: ignore[attr-defined]
+        t0 = self.time()
         addrinfo = _getaddrinfo(host, port, family, type, proto, flags | extra_flags)
-        dt = self.time() - t0  # type: ignore[attr-defined]
+        dt = self.time() - t0
 
         msg = f"Getting address info {msg} took {dt * 1e3:.3f}ms: {addrinfo!r}"
         if dt >= getattr(self, "slow_callback_duration", _SLOW_CALLBACK_DURATION):
@@ -199,7 +202,7 @@ class DnsMixin:
         return addrinfo
 
     async def getaddrinfo(
-        self,
+        self: LoopAPI,
         host: Any,
         port: Any,
         *,
@@ -209,27 +212,23 @@ class DnsMixin:
         flags: Any = 0,
     ) -> list:
         """Resolve host/port like socket.getaddrinfo; numeric lookups never leave this thread."""
-        debug = self.get_debug()  # type: ignore[attr-defined]
+        debug = self.get_debug()
         if _numeric_lookup(host, port, family, flags):
             # run_in_executor refuses to run on a closed loop; keep that behaviour.
-            self._check_closed()  # type: ignore[attr-defined]
+            self._check_closed()
             extra = _AI_NUMERICHOST if host is not None else 0
             if debug:
                 return self._getaddrinfo_debug(host, port, family, type, proto, flags, extra)
             return _getaddrinfo(host, port, family, type, proto, flags | extra)
         func = self._getaddrinfo_debug if debug else _getaddrinfo
-        return await self.run_in_executor(  # type: ignore[attr-defined]
-            None, func, host, port, family, type, proto, flags
-        )
+        return await self.run_in_executor(None, func, host, port, family, type, proto, flags)
 
-    async def getnameinfo(self, sockaddr: Any, flags: Any = 0) -> tuple:
+    async def getnameinfo(self: LoopAPI, sockaddr: Any, flags: Any = 0) -> tuple:
         """Reverse-resolve like socket.getnameinfo; fully numeric requests run inline."""
         if _NI_NUMERIC and isinstance(flags, int) and flags & _NI_NUMERIC == _NI_NUMERIC:
-            self._check_closed()  # type: ignore[attr-defined]
+            self._check_closed()
             return _getnameinfo(sockaddr, flags)
-        return await self.run_in_executor(  # type: ignore[attr-defined]
-            None, _getnameinfo, sockaddr, flags
-        )
+        return await self.run_in_executor(None, _getnameinfo, sockaddr, flags)
 
     async def _ensure_resolved(
         self,

@@ -6,9 +6,9 @@ The transports are in ``_transports/pipes.py``; ``_make_read_pipe_transport`` an
 
 from __future__ import annotations
 
-from asyncio import base_events as _base_events
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._compat import logger as _logger
 from .._transports.pipes import (
     ReadPipeTransport,
     WritePipeTransport,
@@ -16,52 +16,57 @@ from .._transports.pipes import (
     make_write_pipe_transport,
 )
 
+if TYPE_CHECKING:
+    from .._api import LoopAPI
+
 
 class PipesMixin:
     """Pipe transports on the loop: ``connect_read_pipe`` / ``connect_write_pipe``."""
 
     __slots__ = ()
 
-    async def connect_read_pipe(self, protocol_factory: Any, pipe: Any) -> tuple[Any, Any]:
+    async def connect_read_pipe(self: LoopAPI, protocol_factory: Any, pipe: Any) -> tuple[Any, Any]:
         """Wrap the read end ``pipe`` (file object or socket) in a transport.
 
         Return (transport, protocol) once connection_made has run; if waiting is interrupted
         (cancelled), the transport is closed and the exception propagates.
         """
         protocol = protocol_factory()
-        waiter = self.create_future()  # type: ignore[attr-defined]
+        waiter = self.create_future()
         transport = make_read_pipe_transport(self, pipe, protocol, waiter)
         try:
             await waiter
         except BaseException:
             transport.close()
             raise
-        if self._debug:  # type: ignore[attr-defined]
+        if self._debug:
             # The fd as a transport knows it: asyncio calls pipe.fileno() here, which raises
             # ValueError if connection_made already closed the transport (and the pipe).
-            _base_events.logger.debug(
+            _logger().debug(
                 "Read pipe %r connected: (%r, %r)", transport._core._sock_fd, transport, protocol
             )
         return transport, protocol
 
-    async def connect_write_pipe(self, protocol_factory: Any, pipe: Any) -> tuple[Any, Any]:
+    async def connect_write_pipe(
+        self: LoopAPI, protocol_factory: Any, pipe: Any
+    ) -> tuple[Any, Any]:
         """Wrap the write end ``pipe`` (file object or socket) in a transport.
 
         Return (transport, protocol) once connection_made has run; if waiting is interrupted
         (cancelled), the transport is closed and the exception propagates.
         """
         protocol = protocol_factory()
-        waiter = self.create_future()  # type: ignore[attr-defined]
+        waiter = self.create_future()
         transport = make_write_pipe_transport(self, pipe, protocol, waiter)
         try:
             await waiter
         except BaseException:
             transport.close()
             raise
-        if self._debug:  # type: ignore[attr-defined]
+        if self._debug:
             # The fd as a transport knows it: asyncio calls pipe.fileno() here, which raises
             # ValueError if connection_made already closed the transport (and the pipe).
-            _base_events.logger.debug(
+            _logger().debug(
                 "Write pipe %r connected: (%r, %r)", transport._core._sock_fd, transport, protocol
             )
         return transport, protocol

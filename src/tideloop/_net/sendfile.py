@@ -51,14 +51,18 @@ from asyncio import constants as _constants
 from asyncio import protocols as _protocols
 from asyncio import tasks as _tasks
 from asyncio.exceptions import SendfileNotAvailableError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._transports.stream import StreamTransport
 
+if TYPE_CHECKING:
+    from .._api import LoopAPI
+
+_SSLSocket: Any
 try:
-    import ssl
+    from ssl import SSLSocket as _SSLSocket
 except ImportError:  # pragma: no cover - Python built without ssl
-    ssl = None  # type: ignore[assignment]
+    _SSLSocket = None
 
 _FALLBACK_READBUFFER_SIZE = _constants.SENDFILE_FALLBACK_READBUFFER_SIZE
 # asyncio's loop.sendfile fallback reads this much at a time (a literal in base_events).
@@ -74,7 +78,7 @@ _ALWAYS_SEEK = sys.version_info >= (3, 14)
 
 def _check_ssl_socket(sock: Any) -> None:
     """Raise TypeError for an ssl.SSLSocket (asyncio's base_events._check_ssl_socket)."""
-    if ssl is not None and isinstance(sock, ssl.SSLSocket):
+    if _SSLSocket is not None and isinstance(sock, _SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
@@ -225,7 +229,7 @@ class SendfileMixin:
     # ------------------------------------------------------------------ transports
 
     async def sendfile(
-        self,
+        self: LoopAPI,
         transport: Any,
         file: Any,
         offset: Any = 0,
@@ -254,14 +258,16 @@ class SendfileMixin:
 
         return await self._sendfile_fallback(transport, file, offset, count)
 
-    async def _sendfile_native(self, transp: Any, file: Any, offset: Any, count: Any) -> int:
+    async def _sendfile_native(
+        self: LoopAPI, transp: Any, file: Any, offset: Any, count: Any
+    ) -> int:
         """os.sendfile() on the transport's socket, once its write buffer has drained."""
         if not isinstance(transp, StreamTransport):
             raise SendfileNotAvailableError("sendfile syscall is not supported")
         # Raises "Empty waiter is already set" if a sendfile is in progress: before any change.
         sock, drained, resume_reading = transp._lend_socket()
         fd = sock.fileno()
-        transports = self._transports  # type: ignore[attr-defined]
+        transports = self._transports
         # sock_sendfile watches the fd itself; add_writer refuses an fd a transport owns.
         transports.pop(fd, None)
         try:
@@ -276,7 +282,9 @@ class SendfileMixin:
             if transp._return_socket(resume_reading):
                 transports[fd] = transp
 
-    async def _sendfile_fallback(self, transp: Any, file: Any, offset: Any, count: Any) -> int:
+    async def _sendfile_fallback(
+        self: LoopAPI, transp: Any, file: Any, offset: Any, count: Any
+    ) -> int:
         """Read the file in the executor and write it through the transport, flow-controlled."""
         _seek_to_start(file, offset)
         blocksize = (
@@ -297,9 +305,7 @@ class SendfileMixin:
                     if blocksize <= 0:
                         return total_sent
                 view = memoryview(buf)[:blocksize]
-                read = await self.run_in_executor(  # type: ignore[attr-defined]
-                    None, file.readinto, view
-                )
+                read = await self.run_in_executor(None, file.readinto, view)
                 if not read:
                     return total_sent  # EOF
                 await proto.drain()
@@ -313,10 +319,16 @@ class SendfileMixin:
     # ------------------------------------------------------------------ sockets
 
     async def sock_sendfile(
-        self, sock: Any, file: Any, offset: Any = 0, count: Any = None, *, fallback: bool = True
+        self: LoopAPI,
+        sock: Any,
+        file: Any,
+        offset: Any = 0,
+        count: Any = None,
+        *,
+        fallback: bool = True,
     ) -> int:
         """Send file over the connected SOCK_STREAM sock; return the number of bytes sent."""
-        if self.get_debug() and sock.gettimeout() != 0:  # type: ignore[attr-defined]
+        if self.get_debug() and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
         _check_ssl_socket(sock)
         self._check_sendfile_params(sock, file, offset, count)
@@ -343,7 +355,9 @@ class SendfileMixin:
         if offset < 0:
             raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
 
-    async def _sock_sendfile_native(self, sock: Any, file: Any, offset: int, count: Any) -> int:
+    async def _sock_sendfile_native(
+        self: LoopAPI, sock: Any, file: Any, offset: int, count: Any
+    ) -> int:
         """Send with os.sendfile(); SendfileNotAvailableError if that cannot start."""
         if not hasattr(os, "sendfile"):
             raise SendfileNotAvailableError("os.sendfile() is not available")
@@ -360,7 +374,7 @@ class SendfileMixin:
             return 0  # empty file (asyncio answers 0 here even for a pipe)
         blocksize = min(blocksize, _MAX_BLOCKSIZE)
 
-        fut = self.create_future()  # type: ignore[attr-defined]
+        fut: Any = self.create_future()  # Any: set to None below
         # Invariant: progress == [file offset of the next byte to send, bytes sent so far].
         progress = [offset, 0]
         self._sock_sendfile_step(fut, sock, fileno, count, blocksize, progress, False)
@@ -381,7 +395,7 @@ class SendfileMixin:
             fut = None  # break the cycle through the exception's traceback
 
     def _sock_sendfile_step(
-        self,
+        self: LoopAPI,
         fut: Any,
         sock: Any,
         fileno: int,
@@ -421,11 +435,12 @@ class SendfileMixin:
                     new_exc = ConnectionError("socket is not connected", errno.ENOTCONN)
                     new_exc.__cause__ = exc
                     exc = new_exc
+                error: Exception = exc
                 if total_sent == 0:
                     # Most likely a file sendfile() cannot read (not mmap-able): fall back.
-                    exc = SendfileNotAvailableError("os.sendfile call failed")
+                    error = SendfileNotAvailableError("os.sendfile call failed")
                 _update_filepos(fileno, offset, total_sent)
-                fut.set_exception(exc)
+                fut.set_exception(error)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -444,7 +459,7 @@ class SendfileMixin:
             if sent < blocksize:
                 break  # short send: the socket buffer is full, wait for room
         if not registered:
-            self._sock_wait_writable(  # type: ignore[attr-defined]
+            self._sock_wait_writable(
                 fut,
                 fd,
                 self._sock_sendfile_step,
@@ -457,7 +472,9 @@ class SendfileMixin:
                 True,
             )
 
-    async def _sock_sendfile_fallback(self, sock: Any, file: Any, offset: int, count: Any) -> int:
+    async def _sock_sendfile_fallback(
+        self: LoopAPI, sock: Any, file: Any, offset: int, count: Any
+    ) -> int:
         """Read into a buffer in the executor and sock_sendall it (base_events' fallback)."""
         _seek_to_start(file, offset)
         blocksize = min(count, _FALLBACK_READBUFFER_SIZE) if count else _FALLBACK_READBUFFER_SIZE
@@ -470,12 +487,10 @@ class SendfileMixin:
                     if blocksize <= 0:
                         break
                 view = memoryview(buf)[:blocksize]
-                read = await self.run_in_executor(  # type: ignore[attr-defined]
-                    None, file.readinto, view
-                )
+                read = await self.run_in_executor(None, file.readinto, view)
                 if not read:
                     break  # EOF
-                await self.sock_sendall(sock, view[:read])  # type: ignore[attr-defined]
+                await self.sock_sendall(sock, view[:read])
                 total_sent += read
             return total_sent
         finally:

@@ -49,38 +49,40 @@ import os
 import socket
 import stat
 import sys
-from asyncio import base_events as _base_events
+from asyncio import base_events as _aio_base_events
 from asyncio import constants as _constants
 from asyncio import events as _events
 from asyncio import exceptions as _exceptions
 from asyncio import tasks as _tasks
 from asyncio import trsock as _trsock
+from typing import TYPE_CHECKING, Any
 
-try:
-    from asyncio import unix_events as _unix_events
-except ImportError:  # Windows: no Unix servers anyway
-    _unix_events = None
-from typing import Any
-
+from .._compat import PY312 as _PY312
+from .._compat import PY313 as _PY313
+from .._compat import PY314 as _PY314
+from .._compat import logger as _logger
 from .._core.watcher import IOWatcher
 from .._transports.stream import make_stream_transport
 from .._transports.tls import make_tls_transport
 from .sendfile import _check_ssl_socket
 
-_PY312 = sys.version_info >= (3, 12)
-_PY313 = sys.version_info >= (3, 13)
-_PY314 = sys.version_info >= (3, 14)
+if TYPE_CHECKING:
+    from .._api import LoopAPI
+
+# Untyped: their ``socket`` attribute is looked up per call (CPython's tests patch it).
+_base_events: Any = _aio_base_events
+_unix_events: Any
+try:
+    from asyncio import unix_events as _unix_events
+except ImportError:  # Windows: no Unix servers anyway
+    _unix_events = None
+
 _HAS_IPv6 = hasattr(socket, "AF_INET6")
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
 # asyncio's cleanup_socket default: 3.13 removes a Unix server's socket file on close.
 _CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _copy_context = contextvars.copy_context
-
-
-def _logger() -> Any:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
 
 
 def _set_reuseport(sock: Any) -> None:
@@ -129,7 +131,7 @@ class Server(_events.AbstractServer):
         ssl_shutdown_timeout: Any = None,
     ) -> None:
         self._loop = loop
-        self._sockets = sockets
+        self._sockets: Any = sockets  # None once closed
         self._attached = 0
         self._waiters: list | None = []
         self._protocol_factory = protocol_factory
@@ -371,7 +373,7 @@ class _Acceptor(IOWatcher):
             protocol = self._protocol_factory()
             if self._sslcontext:
                 waiter = loop.create_future()
-                transport = make_tls_transport(
+                transport: Any = make_tls_transport(
                     loop,
                     conn,
                     protocol,
@@ -443,7 +445,8 @@ class ServerMixin:
 
     Needs from the loop: ``_add_reader``/``_remove_reader`` (taking an IOWatcher),
     ``call_later``, ``call_exception_handler``, ``create_future``, ``_debug``, ``is_closed``,
-    ``_ensure_resolved`` (DnsMixin) and ``_transports`` (via make_stream_transport).
+    ``_ensure_resolved`` (DnsMixin) and ``_transports`` (TransportRegistryMixin, via
+    make_stream_transport).
     The class that mixes this in must have a ``__dict__`` (``_unix_server_sockets`` is made
     on first use).
     """
@@ -455,7 +458,7 @@ class ServerMixin:
     # ------------------------------------------------------------------ hooks used by Server
 
     def _start_serving(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         sock: Any,
         sslcontext: Any = None,
@@ -475,16 +478,16 @@ class ServerMixin:
             ssl_handshake_timeout,
             ssl_shutdown_timeout,
         )
-        self._add_reader(acceptor._fd, acceptor)  # type: ignore[attr-defined]
+        self._add_reader(acceptor._fd, acceptor)
 
-    def _stop_serving(self, sock: Any) -> None:
+    def _stop_serving(self: LoopAPI, sock: Any) -> None:
         """Stop accepting, close the socket and remove its Unix socket file if it is ours."""
         unix = self._unix_server_sockets
         path = sock.getsockname() if unix and sock in unix else None
-        self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
+        self._remove_reader(sock.fileno())
         sock.close()
-        if path is not None:
-            prev_ino = unix.pop(sock)  # type: ignore[union-attr]
+        if unix is not None and path is not None:
+            prev_ino = unix.pop(sock)
             try:
                 if os.stat(path).st_ino == prev_ino:
                     os.unlink(path)
@@ -529,9 +532,9 @@ class ServerMixin:
     # ------------------------------------------------------------------ TCP
 
     async def _create_server_getaddrinfo(
-        self, host: Any, port: Any, family: Any, flags: Any
+        self: LoopAPI, host: Any, port: Any, family: Any, flags: Any
     ) -> list:
-        infos = await self._ensure_resolved(  # type: ignore[attr-defined]
+        infos = await self._ensure_resolved(
             (host, port), family=family, type=socket.SOCK_STREAM, flags=flags, loop=self
         )
         if not infos:
@@ -539,7 +542,7 @@ class ServerMixin:
         return infos
 
     async def create_server(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         host: Any = None,
         port: Any = None,
@@ -577,7 +580,7 @@ class ServerMixin:
             if reuse_address is None:
                 reuse_address = os.name == "posix" and sys.platform != "cygwin"
             if host == "":
-                hosts = [None]
+                hosts: list[Any] = [None]
             elif isinstance(host, str) or not isinstance(host, collections.abc.Iterable):
                 hosts = [host]
             else:
@@ -606,17 +609,19 @@ class ServerMixin:
             ssl_shutdown_timeout,
             start_serving,
         )
-        if self._debug:  # type: ignore[attr-defined]
+        if self._debug:
             _logger().info("%r is serving", server)
         return server
 
-    def _bind_all(self, infos: list, reuse_address: Any, reuse_port: Any, keep_alive: Any) -> list:
+    def _bind_all(
+        self: LoopAPI, infos: list, reuse_address: Any, reuse_port: Any, keep_alive: Any
+    ) -> list:
         """One bound socket per address (asyncio's loop, its options and its errors).
 
         Sockets come from ``asyncio.base_events.socket.socket``, looked up per call, because
         CPython's tests mock that module to bind to addresses the host does not have.
         """
-        debug = self._debug  # type: ignore[attr-defined]
+        debug = self._debug
         sockets: list = []
         completed = False
         try:

@@ -42,9 +42,12 @@ from __future__ import annotations
 
 import functools
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .sendfile import SendfileMixin, _check_ssl_socket
+
+if TYPE_CHECKING:
+    from .._api import LoopAPI
 
 _HAS_IPv6 = hasattr(socket, "AF_INET6")
 _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6) if _HAS_IPv6 else (socket.AF_INET,)
@@ -54,8 +57,8 @@ _partial = functools.partial
 class SockOpsMixin(SendfileMixin):
     """The nine ``sock_*`` coroutine methods of asyncio.AbstractEventLoop.
 
-    Needs from the loop: add_reader/remove_reader/add_writer/remove_writer (which check
-    _ensure_fd_no_transport), create_future, run_in_executor, get_debug and _ensure_resolved
+    Needs from the loop (``_api.LoopAPI``): add_reader/remove_reader/add_writer/remove_writer
+    (which check _ensure_fd_no_transport), create_future, get_debug and _ensure_resolved
     (DnsMixin).
     The class that mixes this in must have a ``__dict__``: the two waiter maps below are
     created on first use so that no ``__init__`` cooperation is required.
@@ -69,60 +72,53 @@ class SockOpsMixin(SendfileMixin):
 
     # ------------------------------------------------------------------ waiting
 
-    def _sock_check(self, sock: Any) -> None:
+    def _sock_check(self: LoopAPI, sock: Any) -> None:
         _check_ssl_socket(sock)
-        if self.get_debug() and sock.gettimeout() != 0:  # type: ignore[attr-defined]
+        if self.get_debug() and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
-    def _sock_wait_readable(self, fut: Any, fd: int, callback: Any, *args: Any) -> None:
+    def _sock_wait_readable(self: LoopAPI, fut: Any, fd: int, callback: Any, *args: Any) -> None:
         """Call callback(*args) on each readable event of fd until fut is done."""
         # add_reader runs _ensure_fd_no_transport(fd): a transport-owned fd raises here.
-        self.add_reader(fd, callback, *args)  # type: ignore[attr-defined]
+        self.add_reader(fd, callback, *args)
         waiters = self._sock_readers
         if waiters is None:
             waiters = self._sock_readers = {}
         waiters[fd] = fut
         fut.add_done_callback(_partial(self._sock_reader_done, fd))
 
-    def _sock_reader_done(self, fd: int, fut: Any) -> None:
+    def _sock_reader_done(self: LoopAPI, fd: int, fut: Any) -> None:
         waiters = self._sock_readers
         if waiters is not None and waiters.get(fd) is fut:
             del waiters[fd]
-            self.remove_reader(fd)  # type: ignore[attr-defined]
+            self.remove_reader(fd)
 
-    def _sock_wait_writable(self, fut: Any, fd: int, callback: Any, *args: Any) -> None:
+    def _sock_wait_writable(self: LoopAPI, fut: Any, fd: int, callback: Any, *args: Any) -> None:
         """Call callback(*args) on each writable event of fd until fut is done."""
-        self.add_writer(fd, callback, *args)  # type: ignore[attr-defined]
+        self.add_writer(fd, callback, *args)
         waiters = self._sock_writers
         if waiters is None:
             waiters = self._sock_writers = {}
         waiters[fd] = fut
         fut.add_done_callback(_partial(self._sock_writer_done, fd))
 
-    def _sock_writer_done(self, fd: int, fut: Any) -> None:
+    def _sock_writer_done(self: LoopAPI, fd: int, fut: Any) -> None:
         waiters = self._sock_writers
         if waiters is not None and waiters.get(fd) is fut:
             del waiters[fd]
-            self.remove_writer(fd)  # type: ignore[attr-defined]
+            self.remove_writer(fd)
 
-    # ------------------------------------------------------------------ receiving
+    def _sock_retry(self, fut: Any, sock: Any, method: str, *args: Any) -> None:
+        """The readiness callback of the plain waits (recv, recv_into, recvfrom,
+        recvfrom_into, sendto): try ``sock.<method>(*args)`` again and settle ``fut`` with its
+        result or its error; on EAGAIN/EINTR stay registered for the next event.
 
-    async def sock_recv(self, sock: Any, n: Any) -> bytes:
-        """Receive up to n bytes from sock; b'' at EOF."""
-        self._sock_check(sock)
-        try:
-            return sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = self.create_future()  # type: ignore[attr-defined]
-        self._sock_wait_readable(fut, sock.fileno(), self._sock_recv, fut, sock, n)
-        return await fut
-
-    def _sock_recv(self, fut: Any, sock: Any, n: Any) -> None:
+        ``method`` is a name, looked up at each try (see "Things that don't work").
+        """
         if fut.done():
-            return
+            return  # cancellation can land between the event and this callback
         try:
-            data = sock.recv(n)
+            result = getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             return  # try again next time
         except (SystemExit, KeyboardInterrupt):
@@ -130,59 +126,46 @@ class SockOpsMixin(SendfileMixin):
         except BaseException as exc:
             fut.set_exception(exc)
         else:
-            fut.set_result(data)
+            fut.set_result(result)
 
-    async def sock_recv_into(self, sock: Any, buf: Any) -> int:
+    # ------------------------------------------------------------------ receiving
+
+    async def sock_recv(self: LoopAPI, sock: Any, n: Any) -> bytes:
+        """Receive up to n bytes from sock; b'' at EOF."""
+        self._sock_check(sock)
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        self._sock_wait_readable(fut, sock.fileno(), self._sock_retry, fut, sock, "recv", n)
+        return await fut
+
+    async def sock_recv_into(self: LoopAPI, sock: Any, buf: Any) -> int:
         """Receive into the writable buffer buf; return the number of bytes written."""
         self._sock_check(sock)
         try:
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = self.create_future()  # type: ignore[attr-defined]
-        self._sock_wait_readable(fut, sock.fileno(), self._sock_recv_into, fut, sock, buf)
+        fut = self.create_future()
+        self._sock_wait_readable(fut, sock.fileno(), self._sock_retry, fut, sock, "recv_into", buf)
         return await fut
 
-    def _sock_recv_into(self, fut: Any, sock: Any, buf: Any) -> None:
-        if fut.done():
-            return
-        try:
-            nbytes = sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(nbytes)
-
-    async def sock_recvfrom(self, sock: Any, bufsize: Any) -> tuple:
+    async def sock_recvfrom(self: LoopAPI, sock: Any, bufsize: Any) -> tuple:
         """Receive a datagram of up to bufsize bytes; return (data, address)."""
         self._sock_check(sock)
         try:
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = self.create_future()  # type: ignore[attr-defined]
-        self._sock_wait_readable(fut, sock.fileno(), self._sock_recvfrom, fut, sock, bufsize)
+        fut = self.create_future()
+        self._sock_wait_readable(
+            fut, sock.fileno(), self._sock_retry, fut, sock, "recvfrom", bufsize
+        )
         return await fut
 
-    def _sock_recvfrom(self, fut: Any, sock: Any, bufsize: Any) -> None:
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
-
-    async def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: Any = 0) -> tuple:
+    async def sock_recvfrom_into(self: LoopAPI, sock: Any, buf: Any, nbytes: Any = 0) -> tuple:
         """Receive a datagram into buf (at most nbytes, 0 = len(buf)); return (n, address)."""
         self._sock_check(sock)
         if not nbytes:
@@ -191,29 +174,15 @@ class SockOpsMixin(SendfileMixin):
             return sock.recvfrom_into(buf, nbytes)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = self.create_future()  # type: ignore[attr-defined]
+        fut = self.create_future()
         self._sock_wait_readable(
-            fut, sock.fileno(), self._sock_recvfrom_into, fut, sock, buf, nbytes
+            fut, sock.fileno(), self._sock_retry, fut, sock, "recvfrom_into", buf, nbytes
         )
         return await fut
 
-    def _sock_recvfrom_into(self, fut: Any, sock: Any, buf: Any, bufsize: Any) -> None:
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom_into(buf, bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
-
     # ------------------------------------------------------------------ sending
 
-    async def sock_sendall(self, sock: Any, data: Any) -> None:
+    async def sock_sendall(self: LoopAPI, sock: Any, data: Any) -> None:
         """Send all of data; on error nothing tells how much the peer received.
 
         Invariant while waiting: ``pos[0]`` bytes of ``view`` have been sent (partial progress
@@ -231,7 +200,7 @@ class SockOpsMixin(SendfileMixin):
         view = memoryview(data).cast("B")
         if n == len(view):
             return
-        fut = self.create_future()  # type: ignore[attr-defined]
+        fut = self.create_future()
         self._sock_wait_writable(fut, sock.fileno(), self._sock_sendall, fut, sock, view, [n])
         return await fut
 
@@ -254,38 +223,27 @@ class SockOpsMixin(SendfileMixin):
         else:
             pos[0] = start
 
-    async def sock_sendto(self, sock: Any, data: Any, address: Any) -> int:
+    async def sock_sendto(self: LoopAPI, sock: Any, data: Any, address: Any) -> int:
         """Send one datagram to address; return the number of bytes sent."""
         self._sock_check(sock)
         try:
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = self.create_future()  # type: ignore[attr-defined]
-        self._sock_wait_writable(fut, sock.fileno(), self._sock_sendto, fut, sock, data, address)
+        fut = self.create_future()
+        # Retried as sendto(data, 0, address), as asyncio's _sock_sendto does.
+        self._sock_wait_writable(
+            fut, sock.fileno(), self._sock_retry, fut, sock, "sendto", data, 0, address
+        )
         return await fut
-
-    def _sock_sendto(self, fut: Any, sock: Any, data: Any, address: Any) -> None:
-        if fut.done():
-            return
-        try:
-            n = sock.sendto(data, 0, address)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(n)
 
     # ------------------------------------------------------------------ connections
 
-    async def sock_connect(self, sock: Any, address: Any) -> None:
+    async def sock_connect(self: LoopAPI, sock: Any, address: Any) -> None:
         """Connect sock to address, resolving host names for AF_INET/AF_INET6 sockets."""
         self._sock_check(sock)
         if sock.family in _INET_FAMILIES:
-            resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
+            resolved = await self._ensure_resolved(
                 address, family=sock.family, type=sock.type, proto=sock.proto
             )
             _, _, _, _, address = resolved[0]
@@ -296,7 +254,7 @@ class SockOpsMixin(SendfileMixin):
             # EINPROGRESS, or EINTR (issue #23618: the connection goes on in the background).
             # Either way the socket turns writable when it succeeds or fails.
             pass
-        fut = self.create_future()  # type: ignore[attr-defined]
+        fut: Any = self.create_future()  # Any: set to None below
         self._sock_wait_writable(fut, sock.fileno(), self._sock_connect_cb, fut, sock, address)
         try:
             return await fut
@@ -322,7 +280,7 @@ class SockOpsMixin(SendfileMixin):
         finally:
             fut = None
 
-    async def sock_accept(self, sock: Any) -> tuple:
+    async def sock_accept(self: LoopAPI, sock: Any) -> tuple:
         """Accept a connection on the listening sock; return (conn, address), conn non-blocking."""
         self._sock_check(sock)
         try:
@@ -332,7 +290,7 @@ class SockOpsMixin(SendfileMixin):
         else:
             conn.setblocking(False)
             return conn, address
-        fut = self.create_future()  # type: ignore[attr-defined]
+        fut = self.create_future()
         self._sock_wait_readable(fut, sock.fileno(), self._sock_accept, fut, sock)
         return await fut
 

@@ -109,7 +109,7 @@ class _Race:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        fn = next(self._fns, _END)
+        fn: Any = next(self._fns, _END)
         if fn is _END:
             self._exhausted = True
             return

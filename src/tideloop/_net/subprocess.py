@@ -18,14 +18,22 @@ ThreadedChildWatcher are not needed: tideloop's own watching does what they do.
 from __future__ import annotations
 
 import subprocess
-from asyncio import base_events as _base_events
+from asyncio import base_events as _aio_base_events
 from asyncio import events as _events
 from asyncio import tasks as _tasks
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._transports.subprocess import _PY311, _PY314, SubprocessTransport
+from .._compat import PY311 as _PY311
+from .._compat import PY314 as _PY314
+from .._compat import logger as _logger
+from .._transports.subprocess import SubprocessTransport
 from .children import ChildWatcher
 
+if TYPE_CHECKING:
+    from .._api import LoopAPI
+
+# asyncio's private helper (not in typeshed, so reached through an untyped name).
+_base_events: Any = _aio_base_events
 _format_pipe = _base_events._format_pipe
 
 
@@ -85,7 +93,7 @@ class SubprocessMixin:
     _child_watcher: ChildWatcher | None = None  # made on the first subprocess
 
     async def subprocess_shell(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         cmd: Any,
         *,
@@ -110,7 +118,7 @@ class SubprocessMixin:
         )  # fmt: skip
 
     async def subprocess_exec(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         program: Any,
         *args: Any,
@@ -133,7 +141,7 @@ class SubprocessMixin:
         )  # fmt: skip
 
     async def _start_subprocess(
-        self,
+        self: LoopAPI,
         protocol_factory: Any,
         popen_args: Any,
         shell: bool,
@@ -146,7 +154,7 @@ class SubprocessMixin:
     ) -> tuple[Any, Any]:
         """The common tail of subprocess_shell/subprocess_exec (asyncio's, with its logging)."""
         protocol = protocol_factory()
-        debug = self._debug  # type: ignore[attr-defined]
+        debug = self._debug
         if debug:
             # don't log parameters: they may contain sensitive information
             # (password) and may be too long
@@ -155,7 +163,7 @@ class SubprocessMixin:
             protocol, popen_args, shell, stdin, stdout, stderr, bufsize, **kwargs
         )
         if debug:
-            _base_events.logger.info("%s: %r", debug_log, transport)
+            _logger().info("%s: %r", debug_log, transport)
         return transport, protocol
 
     def _log_subprocess(self, msg: str, stdin: Any, stdout: Any, stderr: Any) -> None:
@@ -169,10 +177,10 @@ class SubprocessMixin:
                 info.append(f"stdout={_format_pipe(stdout)}")
             if stderr is not None:
                 info.append(f"stderr={_format_pipe(stderr)}")
-        _base_events.logger.debug(" ".join(info))
+        _logger().debug(" ".join(info))
 
     async def _make_subprocess_transport(
-        self,
+        self: LoopAPI,
         protocol: Any,
         args: Any,
         shell: bool,
@@ -193,11 +201,11 @@ class SubprocessMixin:
             return await self._make_subprocess_transport_watched(
                 watcher, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
             )
-        waiter = self.create_future()  # type: ignore[attr-defined]
+        waiter = self.create_future()
         transp = SubprocessTransport(
             self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
         )
-        self.create_task(self._connect_subprocess_pipes(transp, waiter))  # type: ignore[attr-defined]
+        self.create_task(self._connect_subprocess_pipes(transp, waiter))
         child_watcher = self._child_watcher
         if child_watcher is None:
             child_watcher = self._child_watcher = ChildWatcher(self)
@@ -217,7 +225,7 @@ class SubprocessMixin:
         return transp
 
     async def _make_subprocess_transport_watched(
-        self,
+        self: LoopAPI,
         watcher: Any,
         protocol: Any,
         args: Any,
@@ -242,11 +250,11 @@ class SubprocessMixin:
                     "asyncio.get_child_watcher() is not activated, "
                     "subprocess support is not installed."
                 )
-            waiter = self.create_future()  # type: ignore[attr-defined]
+            waiter = self.create_future()
             transp = SubprocessTransport(
                 self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
             )
-            self.create_task(self._connect_subprocess_pipes(transp, waiter))  # type: ignore[attr-defined]
+            self.create_task(self._connect_subprocess_pipes(transp, waiter))
             watcher.add_child_handler(transp.get_pid(), self._child_watcher_callback, transp)
             try:
                 await waiter
@@ -258,16 +266,18 @@ class SubprocessMixin:
                 raise
         return transp
 
-    async def _connect_subprocess_pipes(self, transp: SubprocessTransport, waiter: Any) -> None:
+    async def _connect_subprocess_pipes(
+        self: LoopAPI, transp: SubprocessTransport, waiter: Any
+    ) -> None:
         """Connect the child's pipes through connect_write_pipe / connect_read_pipe (asyncio's
         _connect_pipes: CPython's tests replace those methods on the loop), then resolve
         ``waiter`` once connection_made is scheduled (with the error if one failed)."""
         try:
             for fd, pipe, protocol_factory in transp._pipes_to_connect():
                 if fd == 0:
-                    _, protocol = await self.connect_write_pipe(protocol_factory, pipe)  # type: ignore[attr-defined]
+                    _, protocol = await self.connect_write_pipe(protocol_factory, pipe)
                 else:
-                    _, protocol = await self.connect_read_pipe(protocol_factory, pipe)  # type: ignore[attr-defined]
+                    _, protocol = await self.connect_read_pipe(protocol_factory, pipe)
                 transp._pipe_connected(fd, protocol)
             transp._pipes_connected()
         except (SystemExit, KeyboardInterrupt):
@@ -280,15 +290,15 @@ class SubprocessMixin:
             if waiter is not None and not waiter.cancelled():
                 waiter.set_result(None)
 
-    def _child_watcher_callback(self, pid: int, returncode: int, transp: Any) -> None:
+    def _child_watcher_callback(self: LoopAPI, pid: int, returncode: int, transp: Any) -> None:
         """What asyncio's child watchers call, from any thread (asyncio's private API)."""
         if _PY314:
             transp._process_exited(returncode)
         elif _PY311:
             # Skip one iteration for callbacks to be executed
-            self.call_soon_threadsafe(self.call_soon, transp._process_exited, returncode)  # type: ignore[attr-defined]
+            self.call_soon_threadsafe(self.call_soon, transp._process_exited, returncode)
         else:
-            self.call_soon_threadsafe(transp._process_exited, returncode)  # type: ignore[attr-defined]
+            self.call_soon_threadsafe(transp._process_exited, returncode)
 
     def _close_subprocesses(self) -> None:
         """After the loop closed: hand the children still running to reaper threads."""

@@ -15,12 +15,13 @@ layer; before 3.14 they stay in the reader and the handshake waits for them in v
 from __future__ import annotations
 
 import ssl
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._compat import PY314 as _PY314
 from .._transports.tls import SSLProtocol, make_tls_transport
 
-_PY314 = sys.version_info >= (3, 14)
+if TYPE_CHECKING:
+    from .._api import LoopAPI
 
 
 def _move_stream_buffer(protocol: Any, incoming: Any) -> None:
@@ -79,7 +80,7 @@ class TLSMixin:
         return transport
 
     async def start_tls(
-        self,
+        self: LoopAPI,
         transport: Any,
         protocol: Any,
         sslcontext: Any,
@@ -97,7 +98,7 @@ class TLSMixin:
         if not getattr(transport, "_start_tls_compatible", False):
             raise TypeError(f"transport {transport!r} is not supported by start_tls()")
 
-        waiter = self.create_future()  # type: ignore[attr-defined]
+        waiter: Any = self.create_future()  # Any: set to None below
         ssl_protocol = SSLProtocol(
             self,
             protocol,
@@ -119,10 +120,8 @@ class TLSMixin:
             _move_stream_buffer(protocol, ssl_protocol._core._incoming)
 
         transport.set_protocol(ssl_protocol)
-        conmade_cb = self.call_soon(  # type: ignore[attr-defined]
-            ssl_protocol.connection_made, transport
-        )
-        resume_cb = self.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+        conmade_cb = self.call_soon(ssl_protocol.connection_made, transport)
+        resume_cb = self.call_soon(transport.resume_reading)
 
         try:
             await waiter

@@ -7,7 +7,7 @@
 # SIGPIPE, even in an embedding application that did not ignore SIGPIPE.
 #
 # Per-loop state (tideloop_rx): what the reading shims reuse lives in a tideloop_rx that one
-# loop owns (base.py's RecvState, Loop._recv_state; every transport core of the loop keeps a
+# loop owns (base.py's RecvState, loop._recv_state; every transport core of the loop keeps a
 # reference): the receive buffer, the spare bytes object, the last datagram's source address.
 # Only the loop's thread reads through it, so loops in different threads share none of it.
 # (These were process-wide statics. With the GIL that was safe, for no shim releases the GIL

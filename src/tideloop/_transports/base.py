@@ -50,13 +50,12 @@ context current when the reader or writer was added:
 from __future__ import annotations
 
 import contextvars
-import logging
 import warnings
-from asyncio import base_events as _base_events
 from asyncio import constants as _constants
 from asyncio import futures as _futures
 from typing import Any
 
+from .._compat import logger as _logger
 from .._core.watcher import IOWatcher
 
 _copy_context = contextvars.copy_context
@@ -95,11 +94,6 @@ _STATE_NAMES = ("OPEN", "CLOSING", "LOST", "CLOSED")
 _NATIVE = not __file__.endswith(".py")
 
 
-def _logger() -> logging.Logger:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
-
-
 def _protocol_method(protocol: Any, name: str) -> Any:
     """protocol.<name>, bound now; or, if the protocol lacks it, a callable that looks it up
     at each call, so the AttributeError comes when asyncio's would (on the first datagram or
@@ -118,10 +112,11 @@ class RecvState:
     """The compiled build's per-loop read state: a C ``tideloop_rx`` (_sockio.pxd) with the
     receive buffer, the spare bytes object and the last datagram's source address.
 
-    One per loop (``Loop._recv_state``, made by the loop's first transport) and never
-    replaced, so loops in different threads share nothing. Only the loop's thread reads
-    through it. Each transport core keeps a typed reference (``_recv_state``), taken at
-    creation: two loads on the read path, and the state lives as long as any reader of it.
+    One per loop (``loop._recv_state``, see _net/registry.py; made by the loop's first
+    transport) and never replaced, so loops in different threads share nothing. Only the
+    loop's thread reads through it. Each transport core keeps a typed reference
+    (``_recv_state``), taken at creation: two loads on the read path, and the state lives as
+    long as any reader of it.
     Pure mode never makes one (its transports call the socket methods).
     """
 

@@ -46,20 +46,15 @@ import signal
 import subprocess
 import sys
 import warnings
-from asyncio import base_events as _base_events
 from asyncio import protocols as _protocols
 from asyncio import transports as _transports
 from typing import Any
 
-_PY311 = sys.version_info < (3, 12)
-# 3.14: wait() returns at the exit (gh-119710), the reap and the exit are published in one
+# _PY314: wait() returns at the exit (gh-119710), the reap and the exit are published in one
 # step (gh-127049), send_signal() does nothing once the exit is known, and a failed start
 # closes the pipes it had opened, and close() after the loop closed leaves the pipes alone.
-_PY314 = sys.version_info >= (3, 14)
-def _logger() -> Any:
-    # Looked up at call time: asyncio's tests patch ``asyncio.base_events.logger``.
-    return _base_events.logger
-
+from .._compat import PY314 as _PY314
+from .._compat import logger as _logger
 
 # ------------------------------------------------------------------------------- transport
 
