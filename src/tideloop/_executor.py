@@ -14,6 +14,7 @@ after ``_executor_shutdown_called`` is set no new default executor is made.
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import threading
 import warnings
 from asyncio import futures as _aio_futures
@@ -63,8 +64,21 @@ class ExecutorMixin:
             raise TypeError("executor must be ThreadPoolExecutor")
         self._default_executor = executor
 
-    async def shutdown_default_executor(self: LoopAPI, timeout: float | None = None) -> None:
-        """Shut the default executor down, waiting at most ``timeout`` seconds for its threads."""
+    if sys.version_info >= (3, 12):
+
+        async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+            """Shut the default executor down, waiting at most ``timeout`` seconds for its
+            threads."""
+            await self._shutdown_default_executor(timeout)
+
+    else:
+
+        async def shutdown_default_executor(self) -> None:
+            """Shut the default executor down and wait for its threads (3.11's asyncio takes
+            no timeout: passing one is a TypeError there, and here)."""
+            await self._shutdown_default_executor(None)
+
+    async def _shutdown_default_executor(self: LoopAPI, timeout: float | None) -> None:
         self._executor_shutdown_called = True
         if self._default_executor is None:
             return
@@ -78,7 +92,7 @@ class ExecutorMixin:
             warnings.warn(
                 f"The executor did not finishing joining its threads within {timeout} seconds.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             self._default_executor.shutdown(wait=False)
         else:

@@ -632,11 +632,6 @@ case(
     "shutdown_default_executor-positional",
     L,
     lambda e: e.loop.shutdown_default_executor(1),
-    xfail=bug(
-        PY < (3, 12),
-        "on 3.11 shutdown_default_executor(1) succeeds; asyncio 3.11 has no timeout "
-        "parameter (TypeError)",
-    ),
 )
 case("shutdown_asyncgens-arg", L, lambda e: e.loop.shutdown_asyncgens(1))
 
