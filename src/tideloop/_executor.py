@@ -66,37 +66,17 @@ class ExecutorMixin:
 
     if sys.version_info >= (3, 12):
 
-        async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        async def shutdown_default_executor(self: LoopAPI, timeout: float | None = None) -> None:
             """Shut the default executor down, waiting at most ``timeout`` seconds for its
             threads."""
-            await self._shutdown_default_executor(timeout)
+            await _shutdown_default_executor(self, timeout)
 
     else:
 
-        async def shutdown_default_executor(self) -> None:
+        async def shutdown_default_executor(self: LoopAPI) -> None:
             """Shut the default executor down and wait for its threads (3.11's asyncio takes
             no timeout: passing one is a TypeError there, and here)."""
-            await self._shutdown_default_executor(None)
-
-    async def _shutdown_default_executor(self: LoopAPI, timeout: float | None) -> None:
-        self._executor_shutdown_called = True
-        if self._default_executor is None:
-            return
-        future = self.create_future()
-        thread = threading.Thread(target=self._do_shutdown, args=(future,))
-        thread.start()
-        try:
-            async with _timeouts.timeout(timeout):
-                await future
-        except TimeoutError:
-            warnings.warn(
-                f"The executor did not finishing joining its threads within {timeout} seconds.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            self._default_executor.shutdown(wait=False)
-        else:
-            thread.join()
+            await _shutdown_default_executor(self, None)
 
     def _do_shutdown(self: LoopAPI, future: Any) -> None:
         try:
@@ -115,3 +95,25 @@ class ExecutorMixin:
         if executor is not None:
             self._default_executor = None
             executor.shutdown(wait=False)
+
+
+async def _shutdown_default_executor(loop: LoopAPI, timeout: float | None) -> None:
+    """shutdown_default_executor's body, for both signatures."""
+    loop._executor_shutdown_called = True
+    if loop._default_executor is None:
+        return
+    future = loop.create_future()
+    thread = threading.Thread(target=loop._do_shutdown, args=(future,))
+    thread.start()
+    try:
+        async with _timeouts.timeout(timeout):
+            await future
+    except TimeoutError:
+        warnings.warn(
+            f"The executor did not finishing joining its threads within {timeout} seconds.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        loop._default_executor.shutdown(wait=False)
+    else:
+        thread.join()

@@ -1,7 +1,7 @@
 # C types for loop.py (Cython pure-Python mode). The attribute names are asyncio's.
 cimport cython
 
-from .._poll._libc cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
+from ._clock cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
 from .._poll.epoll cimport EpollPoller
 from .handles cimport Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
 from .timers cimport heap_pop, heap_push

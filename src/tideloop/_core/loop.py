@@ -81,7 +81,7 @@ _iscoroutine = _coroutines.iscoroutine
 _iscoroutinefunction = getattr(
     _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction
 )
-# True in the compiled build, where _poll/_libc.pxd's C functions are reachable.
+# True in the compiled build, where _clock.pxd's C clock is reachable.
 _NATIVE = not __file__.endswith(".py")
 
 

@@ -1,11 +1,9 @@
 # C declarations used by the compiled build only (no .py twin: the .py modules that cimport
 # these call them only when compiled, see ``_NATIVE`` there, and keep a pure-Python path).
 #
-# Two small C shims live here because pure-Python-mode Cython has no syntax for them:
-# - tideloop_epoll_wait: releases the GIL only when the wait may block (timeout != 0), and
-#   keeps errno intact across re-taking the GIL;
-# - tideloop_monotonic: CLOCK_MONOTONIC as float seconds, the very clock time.monotonic()
-#   reads on Linux (TIDELOOP_HAVE_NATIVE_CLOCK is 0 elsewhere, and then nobody calls it).
+# A small C shim lives here because pure-Python-mode Cython has no syntax for it:
+# tideloop_epoll_wait releases the GIL only when the wait may block (timeout != 0), and keeps
+# errno intact across re-taking the GIL. (The loop's clock is in _core/_clock.pxd.)
 
 from libc.errno cimport errno as c_errno
 from cpython.exc cimport PyErr_CheckSignals
@@ -16,9 +14,7 @@ cdef extern from *:
     #include <sys/epoll.h>
     #include <errno.h>
     #include <stdlib.h>
-    #include <time.h>
     #define TIDELOOP_HAVE_EPOLL 1
-    #define TIDELOOP_HAVE_NATIVE_CLOCK 1
     static inline int tideloop_epoll_wait(int epfd, struct epoll_event *events, int maxevents,
                                    int timeout_ms) {
         int n, err;
@@ -32,21 +28,14 @@ cdef extern from *:
         errno = err;
         return n;
     }
-    static inline double tideloop_monotonic(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-    }
     #define tideloop_alloc_events(n) \
         ((struct epoll_event *)calloc((size_t)(n), sizeof(struct epoll_event)))
     #else
     #define TIDELOOP_HAVE_EPOLL 0
-    #define TIDELOOP_HAVE_NATIVE_CLOCK 0
     struct epoll_event { unsigned int events; union { int fd; } data; };
     static int tideloop_epoll_wait(int a, struct epoll_event *b, int c, int d) {
         errno = ENOSYS; return -1;
     }
-    static double tideloop_monotonic(void) { return -1.0; }
     #define tideloop_alloc_events(n) ((struct epoll_event *)NULL)
     #endif
     """
@@ -56,8 +45,6 @@ cdef extern from *:
         unsigned int events
         epoll_data_t data
     const bint TIDELOOP_HAVE_EPOLL
-    const bint TIDELOOP_HAVE_NATIVE_CLOCK
     int tideloop_epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms)
-    double tideloop_monotonic()
     epoll_event* tideloop_alloc_events(int n)
     void free(void* p)
