@@ -12,6 +12,9 @@
   any recorded state, woken by the protocol callbacks (a ``Signal``).
 - ``Signal``: ``notify()`` from a callback, ``await until(pred)`` in the test: the condition
   is re-checked at each notification, never polled.
+- ``passes(n)``: n loop passes (``await asyncio.sleep(0)`` each: one poll of the sockets per
+  pass), for absence checks ("nothing happens") and for letting tasks take their first steps.
+- ``readable(sock)``: until the loop sees ``sock`` readable (add_reader, no polling).
 - ``Collector``: a protocol factory that keeps what it made; ``await get(i)`` waits for the
   i-th protocol (for servers, whose protocols the test does not create itself).
 """
@@ -76,6 +79,28 @@ def no_fd_leak() -> Iterator[None]:
         except OSError:
             pass  # the directory fd of os.listdir itself
     assert not leaked, f"file descriptors leaked: {leaked}"
+
+
+async def passes(n: int = 10) -> None:
+    """``n`` passes of the running loop."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def readable(sock: Any, timeout: float = TIMEOUT) -> None:
+    """Until the running loop sees ``sock`` (a socket no transport owns) readable."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_ready() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), on_ready)
+    try:
+        await asyncio.wait_for(ready, timeout)
+    finally:
+        loop.remove_reader(sock.fileno())
 
 
 class Signal:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from _support import DatagramRecorder as Recorder
-from _support import Signal, run
+from _support import Signal, passes, run
 
 PY313 = sys.version_info >= (3, 13)
 HEADER = 8 if PY313 else 0
@@ -61,16 +61,6 @@ def wait_readable(sock: Any) -> None:
     """Block until ``sock`` has something to read (the kernel queued a datagram for it);
     the timeout is a hang guard."""
     assert select.select([sock.fileno()], [], [], 10)[0], "nothing arrived"
-
-
-def passes(n: int = 10) -> Any:
-    """``n`` loop passes: each polls the sockets once."""
-
-    async def run_passes() -> None:
-        for _ in range(n):
-            await asyncio.sleep(0)
-
-    return run_passes()
 
 
 @pytest.fixture

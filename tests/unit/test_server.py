@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import Collector, Signal, open_fds, run
+from _support import Collector, Signal, open_fds, passes, run
 
 TIMEOUT = 10.0
 PY312 = sys.version_info >= (3, 12)
@@ -119,12 +119,6 @@ async def roundtrip(addr: Any, family: int = socket.AF_INET, data: bytes = b"pin
     with sock:
         await asyncio.get_running_loop().sock_sendall(sock, data)
         return await recv_exactly(sock, len(data))
-
-
-async def passes(n: int = 10) -> None:
-    """``n`` loop passes (for absence checks, and for tasks' first steps)."""
-    for _ in range(n):
-        await asyncio.sleep(0)
 
 
 # ---------------------------------------------------------------------------------- TCP
