@@ -88,7 +88,9 @@ async def passes(n: int = 10) -> None:
 
 
 async def readable(sock: Any, timeout: float = TIMEOUT) -> None:
-    """Until the running loop sees ``sock`` (a socket no transport owns) readable."""
+    """Until the running loop sees ``sock`` (a socket, or an fd, that no transport owns)
+    readable."""
+    fd = sock if isinstance(sock, int) else sock.fileno()
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -96,11 +98,11 @@ async def readable(sock: Any, timeout: float = TIMEOUT) -> None:
         if not ready.done():
             ready.set_result(None)
 
-    loop.add_reader(sock.fileno(), on_ready)
+    loop.add_reader(fd, on_ready)
     try:
         await asyncio.wait_for(ready, timeout)
     finally:
-        loop.remove_reader(sock.fileno())
+        loop.remove_reader(fd)
 
 
 class Signal:
