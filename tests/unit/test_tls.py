@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _support import Collector, Recorder, Signal, run
+from _support import Collector, Recorder, Signal, open_fds, run
 
 import tideloop
 
@@ -519,22 +519,25 @@ def test_peer_vanishes_mid_handshake_server(
             def connection_made(self, transport: Any) -> None:
                 made.append(transport)
 
-        server, port = await _serve(server_ctx, P)
+        accepted = Collector(P)  # the factory is called at accept, before the handshake
+        server, port = await _serve(server_ctx, accepted)
         # the first bytes of a real ClientHello, from a MemoryBIO client
         bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
         obj = client_ctx.wrap_bio(bio_in, bio_out, server_hostname="localhost")
         with pytest.raises(ssl.SSLWantReadError):
             obj.do_handshake()
         hello = bio_out.read()
-        for _ in range(3):
+        base = open_fds()
+        for i in range(3):
             sock = socket.create_connection((HOST, port))
+            await accepted.get(i)
             sock.sendall(hello[: len(hello) // 2])
-            # Not a wait for an event: a chance for the server to read the half hello before
-            # the EOF (no callback says it did); either order is a peer that vanishes.
-            await asyncio.sleep(0.05)
             sock.close()
-        # An absence check, not a wait: no connection_made comes.
-        await asyncio.sleep(0.2)
+        # Until the server has dropped all three connections (no callback reports a failed
+        # handshake to the app): polls the fds themselves, bounded.
+        async with asyncio.timeout(10):
+            while open_fds() - base:
+                await asyncio.sleep(0.01)
         assert made == []
         server.close()
         await asyncio.wait_for(server.wait_closed(), 5)
