@@ -8,7 +8,15 @@
 - ``open_fds()`` and the ``no_fd_leak`` fixture (a module opts in by importing it, or by
   wrapping it in an autouse fixture): the test fails if it leaves a file descriptor open.
 - ``Recorder`` (stream protocols) and ``DatagramRecorder``: record protocol calls in order and
-  resolve futures the tests wait on instead of sleeping.
+  resolve futures the tests wait on instead of sleeping; ``Recorder.until(pred)`` waits for
+  any recorded state, woken by the protocol callbacks (a ``Signal``).
+- ``Signal``: ``notify()`` from a callback, ``await until(pred)`` in the test: the condition
+  is re-checked at each notification, never polled.
+- ``passes(n)``: n loop passes (``await asyncio.sleep(0)`` each: one poll of the sockets per
+  pass), for absence checks ("nothing happens") and for letting tasks take their first steps.
+- ``readable(sock)``: until the loop sees ``sock`` readable (add_reader, no polling).
+- ``Collector``: a protocol factory that keeps what it made; ``await get(i)`` waits for the
+  i-th protocol (for servers, whose protocols the test does not create itself).
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ import asyncio
 import gc
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
+
+P = TypeVar("P")
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -71,13 +81,85 @@ def no_fd_leak() -> Iterator[None]:
     assert not leaked, f"file descriptors leaked: {leaked}"
 
 
+async def passes(n: int = 10) -> None:
+    """``n`` passes of the running loop."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def readable(sock: Any, timeout: float = TIMEOUT) -> None:
+    """Until the running loop sees ``sock`` (a socket, or an fd, that no transport owns)
+    readable."""
+    fd = sock if isinstance(sock, int) else sock.fileno()
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_ready() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, on_ready)
+    try:
+        await asyncio.wait_for(ready, timeout)
+    finally:
+        loop.remove_reader(fd)
+
+
+class Signal:
+    """Wakes its waiters at each ``notify()``: ``until(pred)`` re-checks ``pred`` then.
+
+    Made inside a running loop; notify() is called from that loop (a protocol callback).
+    """
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def until(self, pred: Callable[[], object], timeout: float = TIMEOUT) -> None:
+        """Return once ``pred()`` holds (checked now and after each notify); the timeout is
+        a hang guard."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            while not pred():
+                waiter = loop.create_future()
+                self._waiters.append(waiter)
+                await waiter
+
+
+class Collector(Generic[P]):
+    """A protocol factory that keeps each protocol ``make()`` returns, in order.
+
+    ``await get(i)`` waits until the factory has made an i-th one (0-based) and returns it.
+    """
+
+    def __init__(self, make: Callable[[], P]) -> None:
+        self.make = make
+        self.made: list[P] = []
+        self._signal = Signal()
+
+    def __call__(self) -> P:
+        self.made.append(self.make())
+        self._signal.notify()
+        return self.made[-1]
+
+    async def get(self, i: int = 0, timeout: float = TIMEOUT) -> P:
+        await self._signal.until(lambda: len(self.made) > i, timeout)
+        return self.made[i]
+
+
 class Recorder(asyncio.Protocol):
     """Records the protocol calls in order (consecutive reads as one ``"data"``).
 
     Made inside a running loop. ``made`` and ``lost`` are futures resolved by connection_made
     (with the transport) and connection_lost (with its argument; a second call raises);
     ``got`` is set by each read. ``echo`` writes back what arrives; ``keep_open`` is what
-    eof_received returns.
+    eof_received returns. ``until(pred)`` waits until ``pred()`` holds, re-checked after each
+    callback.
     """
 
     def __init__(self, *, echo: bool = False, keep_open: bool = False) -> None:
@@ -91,36 +173,43 @@ class Recorder(asyncio.Protocol):
         self.made: asyncio.Future[Any] = loop.create_future()
         self.lost: asyncio.Future[BaseException | None] = loop.create_future()
         self.got = asyncio.Event()
+        self.changed = Signal()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.events.append("made")
         self.made.set_result(transport)
+        self.changed.notify()
 
     def data_received(self, data: bytes) -> None:
         if not self.events or self.events[-1] != "data":
             self.events.append("data")
         self.data += data
         self.got.set()
+        self.changed.notify()
         if self.echo:
             self.transport.write(data)
 
     def eof_received(self) -> bool:
         self.events.append("eof")
+        self.changed.notify()
         return self.keep_open
 
     def pause_writing(self) -> None:
         self.events.append("pause")
         self.size_at_pause = self.transport.get_write_buffer_size()
+        self.changed.notify()
 
     def resume_writing(self) -> None:
         self.events.append("resume")
+        self.changed.notify()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.events.append(("lost", exc))
         if self.lost.done():
             raise AssertionError(f"connection_lost called twice: {self.events}")
         self.lost.set_result(exc)
+        self.changed.notify()
 
     async def wait_for_bytes(self, n: int, timeout: float = 10.0) -> bytes:
         """All data received, once there are at least ``n`` bytes."""
@@ -129,6 +218,10 @@ class Recorder(asyncio.Protocol):
                 self.got.clear()
                 await self.got.wait()
         return bytes(self.data)
+
+    async def until(self, pred: Callable[[], object], timeout: float = TIMEOUT) -> None:
+        """Return once ``pred()`` holds, re-checked after each protocol callback."""
+        await self.changed.until(pred, timeout)
 
 
 class DatagramRecorder(asyncio.DatagramProtocol):

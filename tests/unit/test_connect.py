@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
+from _support import Signal, no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
 
 import tideloop
 
@@ -67,13 +67,15 @@ def outcome(factory: LoopFactory, coro_fn: Callable[[], Any]) -> tuple[type, str
 
 
 class Proto(asyncio.Protocol):
-    """Records the protocol calls; ``lost`` is done at connection_lost."""
+    """Records the protocol calls; ``lost`` is done at connection_lost; ``wait_for_bytes(n)``
+    waits for n bytes, woken by data_received."""
 
     def __init__(self) -> None:
         self.transport: Any = None
         self.events: list[str] = []
         self.data = bytearray()
         self.lost = asyncio.get_running_loop().create_future()
+        self.got = Signal()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -81,6 +83,10 @@ class Proto(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.data += data
+        self.got.notify()
+
+    async def wait_for_bytes(self, n: int) -> None:
+        await self.got.until(lambda: len(self.data) >= n)
 
     def eof_received(self) -> None:
         self.events.append("eof")
@@ -165,8 +171,7 @@ def test_tcp_connect_exchange_close(loop_impl: LoopFactory, family: int, host: s
             tr.write(b"ping")
             assert await loop.sock_recv(peer, 10) == b"ping"
             await loop.sock_sendall(peer, b"pong")
-            while len(pr.data) < 4:
-                await asyncio.sleep(0.001)
+            await pr.wait_for_bytes(4)
             assert pr.data == b"pong"
             peer.shutdown(socket.SHUT_WR)
             assert await pr.lost is None
@@ -757,8 +762,7 @@ def test_unix_connection_sock(loop_impl: LoopFactory) -> None:
             tr, pr = await loop.create_unix_connection(Proto, sock=a)
             assert a.gettimeout() == 0
             b.sendall(b"xyz")
-            while len(pr.data) < 3:
-                await asyncio.sleep(0.001)
+            await pr.wait_for_bytes(3)
             assert pr.data == b"xyz"
             tr.close()
             await pr.lost
@@ -800,8 +804,7 @@ def test_connect_accepted_socket(loop_impl: LoopFactory) -> None:
             assert pr.events == ["made"]
             assert tr.get_extra_info("peername") == client.getsockname()
             await loop.sock_sendall(client, b"request")
-            while len(pr.data) < 7:
-                await asyncio.sleep(0.001)
+            await pr.wait_for_bytes(7)
             tr.write(b"response")
             assert await loop.sock_recv(client, 100) == b"response"
             client.close()

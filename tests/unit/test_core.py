@@ -79,11 +79,21 @@ def test_call_at_when_and_repr(loop):
 
 def test_timer_compaction_keeps_order(loop):
     fired = []
-    handles = [loop.call_later(0.001 * i, fired.append, i) for i in range(300)]
+    expected = [i for i in range(300) if i % 3]
+    all_fired = loop.create_future()
+
+    def fire(i):
+        fired.append(i)
+        if len(fired) == len(expected) and not all_fired.done():
+            all_fired.set_result(None)
+
+    handles = [loop.call_later(0.001 * i, fire, i) for i in range(300)]
     for h in handles[::3]:
         h.cancel()
-    loop.run_until_complete(asyncio.sleep(0.35))
-    assert fired == [i for i in range(300) if i % 3]
+    # Until as many have fired as were left (the last at 0.299 s, after every cancelled
+    # one was due): a cancelled one that fired would show in the list.
+    loop.run_until_complete(asyncio.wait_for(all_fired, 10))
+    assert fired == expected
 
 
 def test_none_delays_rejected(loop):
@@ -107,6 +117,8 @@ def test_context_is_used(loop):
 
 def test_call_soon_threadsafe_wakes_blocked_loop(loop):
     def other():
+        # Not a wait for an event: time for the loop to block in its poll (nothing tells
+        # that it has), so that the call below has to wake it.
         time.sleep(0.05)
         loop.call_soon_threadsafe(loop.stop)
 
@@ -282,8 +294,7 @@ def test_debug_mode_checks(loop, caplog):
 
         t = threading.Thread(target=other)
         t.start()
-        await asyncio.sleep(0.05)
-        t.join()
+        t.join(10)  # its call_soon raises at once: it needs nothing from the loop
 
     loop.run_until_complete(from_thread())
     assert errors and "Non-thread-safe operation" in errors[0]

@@ -16,6 +16,7 @@ import contextvars
 import errno
 import gc
 import os
+import select
 import shutil
 import socket
 import sys
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 from _support import DatagramRecorder as Recorder
-from _support import run
+from _support import Signal, passes, run
 
 PY313 = sys.version_info >= (3, 13)
 HEADER = 8 if PY313 else 0
@@ -38,10 +39,28 @@ unix_only = pytest.mark.skipif(AF_UNIX == -1, reason="needs AF_UNIX")
 
 
 
-def capture_errors(loop: asyncio.AbstractEventLoop) -> list[dict]:
-    contexts: list[dict] = []
-    loop.set_exception_handler(lambda _loop, ctx: contexts.append(ctx))
+class Contexts(list):
+    """The contexts passed to the loop's exception handler; ``changed`` at each one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = Signal()
+
+    def handler(self, _loop: asyncio.AbstractEventLoop, ctx: dict) -> None:
+        self.append(ctx)
+        self.changed.notify()
+
+
+def capture_errors(loop: asyncio.AbstractEventLoop) -> Contexts:
+    contexts = Contexts()
+    loop.set_exception_handler(contexts.handler)
     return contexts
+
+
+def wait_readable(sock: Any) -> None:
+    """Block until ``sock`` has something to read (the kernel queued a datagram for it);
+    the timeout is a hang guard."""
+    assert select.select([sock.fileno()], [], [], 10)[0], "nothing arrived"
 
 
 @pytest.fixture
@@ -303,7 +322,9 @@ def test_datagram_received_exception_is_reported_not_fatal(loop_impl: Any) -> No
         st, server, ct, client = await udp_pair(Boom)
         ct.sendto(b"boom")
         await server.wait_for(1)
-        await asyncio.sleep(0.01)
+        await contexts.changed.until(lambda: contexts)
+        # An absence check, not a wait: no second report in the next passes.
+        await passes()
         assert len(contexts) == 1
         assert isinstance(contexts[0]["exception"], ZeroDivisionError)
         assert not st.is_closing()
@@ -319,9 +340,7 @@ def test_protocol_without_datagram_received(loop_impl: Any) -> None:
         contexts = capture_errors(asyncio.get_running_loop())
         st, server, ct, client = await udp_pair(asyncio.BaseProtocol)  # accepted as in asyncio
         ct.sendto(b"x")
-        async with asyncio.timeout(5):
-            while not contexts:
-                await asyncio.sleep(0.001)
+        await contexts.changed.until(lambda: contexts)
         assert isinstance(contexts[0]["exception"], AttributeError)
         assert not st.is_closing()
         st.close()
@@ -550,6 +569,16 @@ def _drain(peer: socket.socket, got: list[bytes]) -> None:
             return
 
 
+async def _receive(peer: socket.socket, got: list[bytes], n: int) -> None:
+    """Read datagrams from ``peer`` into ``got`` until there are at least ``n``, each
+    awaited with loop.sock_recv."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(10):
+        while len(got) < n:
+            got.append(await loop.sock_recv(peer, 65536))
+            _drain(peer, got)
+
+
 @unix_only
 def test_flow_control_pause_resume_and_order(loop_impl: Any, sockdir: str) -> None:
     async def main() -> None:
@@ -566,10 +595,7 @@ def test_flow_control_pause_resume_and_order(loop_impl: Any, sockdir: str) -> No
         assert proto.events == ["made", "pause"]
 
         got: list[bytes] = []
-        async with asyncio.timeout(10):
-            while len(got) < total:
-                _drain(peer, got)
-                await asyncio.sleep(0.001)
+        await _receive(peer, got, total)
         assert got == [b"%06d" % i + b"." * 994 for i in range(total)]
         assert proto.events == ["made", "pause", "resume"]
         if loop_impl.impl == "tide" or sys.version_info[:3] != (3, 13, 0):
@@ -589,13 +615,13 @@ def test_close_flushes_buffer_first(loop_impl: Any, sockdir: str) -> None:
         tr.close()
         assert tr.is_closing()
         tr.close()  # idempotent
-        await asyncio.sleep(0.01)
+        # An absence check, not a wait: the peer's queue is full, and no connection_lost
+        # comes in the next passes.
+        await passes()
         assert not proto.lost.done()  # waits for the buffer
         got: list[bytes] = []
-        async with asyncio.timeout(10):
-            while not proto.lost.done():
-                _drain(peer, got)
-                await asyncio.sleep(0.001)
+        await _receive(peer, got, immediate + 1)
+        assert await asyncio.wait_for(proto.lost, 10) is None
         _drain(peer, got)
         assert len(got) == immediate + 1
         assert proto.events[-1] == ("lost", None)
@@ -615,7 +641,7 @@ def test_abort_drops_buffer(loop_impl: Any, sockdir: str) -> None:
         assert await proto.lost is None
         tr.abort()
         tr.close()
-        await asyncio.sleep(0.01)
+        await passes()  # an absence check, not a wait: no second connection_lost
         assert proto.events == ["made", ("lost", None)]
         got: list[bytes] = []
         _drain(peer, got)
@@ -673,8 +699,11 @@ def test_tide_sendto_after_connection_lost_is_ignored() -> None:
             reuse.connect(st.get_extra_info("sockname"))
             assert reuse.fileno() == old_fd
             tr.sendto(b"misdirected")
-            await asyncio.sleep(0.05)
-        assert server.datagrams == []
+            # Had it gone out through old_fd (now ``reuse``), it would come before this.
+            reuse.send(b"marker")
+            await server.wait_for(1)
+        await passes()
+        assert [d for d, _ in server.datagrams] == [b"marker"]
         await close_all((st, server))
 
     run(tideloop.new_event_loop, main)
@@ -687,6 +716,7 @@ def test_sendto_after_close_connected_is_dropped(loop_impl: Any) -> None:
         ct.sendto(b"lost")  # dropped silently (asyncio warns from the 5th on)
         await client.lost
         ct.sendto(b"lost")
+        # An absence check, not a wait: nothing arrives at the server meanwhile.
         await asyncio.sleep(0.05)
         assert server.datagrams == []
         await close_all((st, server))
@@ -702,7 +732,10 @@ def test_pause_resume_reading(loop_impl: Any) -> None:
         st.pause_reading()
         assert not st.is_reading()
         ct.sendto(b"held")
-        await asyncio.sleep(0.05)
+        wait_readable(st.get_extra_info("socket"))
+        # An absence check, not a wait: the datagram is queued, the paused transport does
+        # not take it in the next passes.
+        await passes()
         assert server.datagrams == []
         st.resume_reading()
         st.resume_reading()
@@ -735,10 +768,14 @@ def test_burst_stops_when_callback_pauses_or_closes(loop_impl: Any, action: str)
         st.pause_reading()
         for i in range(8):
             ct.sendto(b"%d" % i)
-        await asyncio.sleep(0.05)  # all eight are queued in the kernel
+        # Not a wait for an event: time for the kernel to queue all eight (nothing tells
+        # how many are queued; had fewer been, the test would be weaker, not failing).
+        await asyncio.sleep(0.05)
+        wait_readable(st.get_extra_info("socket"))
         st.resume_reading()
         await server.wait_for(1)
-        await asyncio.sleep(0.05)
+        # An absence check, not a wait: no second datagram in the next passes.
+        await passes()
         assert [d for d, _ in server.datagrams] == [b"0"]
         if action == "pause":
             st.resume_reading()

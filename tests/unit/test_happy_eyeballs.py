@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _support import no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
+from _support import Signal, no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
 
 import tideloop
 
@@ -120,6 +120,18 @@ def slow_listener(family: int = socket.AF_INET, host: str = "127.0.0.1") -> List
         lst.extra.append(filler)
         filler.connect(lst.addr)  # takes a slot; never accepted
     return lst
+
+
+def connecting_to(port: int) -> int:
+    """How many IPv4 sockets are in SYN_SENT towards ``port`` (Linux: /proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[3] == "02":  # SYN_SENT
+                count += 1
+    return count
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -288,7 +300,12 @@ def test_cancel_pending_connect_closes_sockets(loop_impl: LoopFactory, he: Any) 
             task = asyncio.ensure_future(
                 loop.create_connection(Proto, "h", 80, happy_eyeballs_delay=he)
             )
-            await asyncio.sleep(0.2)  # both attempts started (he) / the first one (seq)
+            # Until both attempts started (he) / the first one (seq): a connect in progress
+            # has no callback, so this polls (bounded) the kernel's socket table.
+            expected = (1, 1) if he else (1, 0)
+            async with asyncio.timeout(10):
+                while (connecting_to(slow1.port), connecting_to(slow2.port)) != expected:
+                    await asyncio.sleep(0.01)
             assert not task.done()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -393,22 +410,23 @@ def test_staggered_race_cancelled_waits_for_attempts(loop_impl: LoopFactory) -> 
     async def main() -> None:
         started: list[int] = []
         finished: list[int] = []
+        starting = Signal()
 
         async def attempt(i: int) -> None:
             started.append(i)
+            starting.notify()
             try:
                 await asyncio.sleep(100)
             finally:
-                await asyncio.sleep(0.01)  # slow cleanup
+                # Not a wait for anything: a cleanup that takes a while (on a timer), which
+                # the race must wait for.
+                await asyncio.sleep(0.01)
                 finished.append(i)
 
         race = asyncio.ensure_future(
             staggered_race([lambda i=i: attempt(i) for i in range(3)], 0.01)
         )
-        # Until all three run (not a fixed sleep: a stalled machine must not fail the test).
-        async with asyncio.timeout(10):
-            while len(started) < 3:
-                await asyncio.sleep(0.005)
+        await starting.until(lambda: len(started) == 3)  # until all three run
         race.cancel()
         with pytest.raises(asyncio.CancelledError):
             await race
@@ -431,6 +449,8 @@ def test_staggered_race_discards_late_winner(loop_impl: LoopFactory) -> None:
             return "never"
 
         async def quick() -> str:
+            # Not a wait for anything: an attempt that takes a while (10 ms after the 1 ms
+            # stagger), so that stubborn runs when it wins.
             await asyncio.sleep(0.01)
             return "quick"
 
@@ -449,7 +469,7 @@ def test_staggered_race_discards_late_winner(loop_impl: LoopFactory) -> None:
                 await asyncio.sleep(100)  # ends when cancelled again
 
         async def winner_fn() -> str:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # not a wait for anything: an attempt that takes a while
             won.set()
             return "winner"
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _support import open_fds, run
+from _support import Signal, open_fds, readable, run
 
 import tideloop
 
@@ -41,6 +41,7 @@ class ReadProto(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.made = loop.create_future()
         self.lost = loop.create_future()
+        self.changed = Signal()  # notified by each read
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -52,6 +53,10 @@ class ReadProto(asyncio.Protocol):
         if self.events[-1] != "data":
             self.events.append("data")
         self.data += data
+        self.changed.notify()
+
+    async def wait_for_bytes(self, n: int) -> None:
+        await self.changed.until(lambda: len(self.data) >= n)
 
     def eof_received(self) -> None:
         self.events.append("eof")
@@ -89,11 +94,6 @@ class WriteProto(asyncio.BaseProtocol):
         self.lost.set_result(exc)
 
 
-async def until(predicate: Callable[[], object]) -> None:
-    while not predicate():
-        await asyncio.sleep(0.001)
-
-
 async def read_fd(fd: int, n: int) -> bytes:
     """Read n bytes from a non-blocking fd while the loop runs (stops early at EOF/EIO)."""
     got = bytearray()
@@ -101,7 +101,7 @@ async def read_fd(fd: int, n: int) -> bytes:
         try:
             chunk = os.read(fd, 1 << 20)
         except BlockingIOError:
-            await asyncio.sleep(0.001)
+            await readable(fd)
             continue
         if not chunk:
             break
@@ -146,9 +146,9 @@ def test_read_pipe_data_then_eof(loop_impl: Any) -> None:
         assert tr.is_reading() and not tr.is_closing()
         assert not os.get_blocking(r)
         os.write(w, b"1")
-        await until(lambda: len(proto.data) >= 1)
+        await proto.wait_for_bytes(1)
         os.write(w, b"2345")
-        await until(lambda: len(proto.data) >= 5)
+        await proto.wait_for_bytes(5)
         assert proto.data == b"12345"
         os.close(w)
         assert await proto.lost is None
@@ -213,7 +213,7 @@ def test_pause_resume_reading(loop_impl: Any) -> None:
         tr.resume_reading()
         tr.resume_reading()  # idempotent
         assert tr.is_reading()
-        await until(lambda: len(proto.data) >= 4)
+        await proto.wait_for_bytes(4)
         assert proto.data == b"held"
         tr.pause_reading()
         os.close(w)  # EOF is not noticed while paused
@@ -243,7 +243,7 @@ def test_pause_reading_in_connection_made(loop_impl: Any) -> None:
             await asyncio.sleep(0)
         assert proto.data == b"" and not tr.is_reading()
         tr.resume_reading()
-        await until(lambda: len(proto.data) >= 5)
+        await proto.wait_for_bytes(5)
         tr.close()
         await proto.lost
         os.close(w)
@@ -261,16 +261,22 @@ def test_data_received_error_is_reported_and_transport_stays(loop_impl: Any) -> 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         contexts: list[dict] = []
-        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        reported = Signal()
+
+        def handler(_loop: Any, ctx: dict) -> None:
+            contexts.append(ctx)
+            reported.notify()
+
+        loop.set_exception_handler(handler)
         r, w = os.pipe()
         proto = Bad()
         tr, _ = await loop.connect_read_pipe(lambda: proto, rfile(r))
         os.write(w, b"boom")
-        await until(lambda: contexts)
+        await reported.until(lambda: contexts)
         assert isinstance(contexts[0]["exception"], ZeroDivisionError)
         assert not tr.is_closing()
         os.write(w, b"more")
-        await until(lambda: len(proto.data) >= 8)
+        await proto.wait_for_bytes(8)
         os.close(w)
         assert await proto.lost is None
         assert len(contexts) == 1
@@ -408,7 +414,11 @@ def test_big_write_pauses_and_resumes(loop_impl: Any) -> None:
         assert got == payload
         assert proto.resumed is not None
         await proto.resumed
-        await until(lambda: tr.get_write_buffer_size() == 0)
+        # No callback when the buffer empties (resume_writing came at the low mark): polls
+        # the state itself, bounded.
+        async with asyncio.timeout(TIMEOUT):
+            while tr.get_write_buffer_size():
+                await asyncio.sleep(0.001)
         assert proto.events == ["made", "pause", "resume"]
         tr.write_eof()  # == close() for a pipe
         assert tr.is_closing()
@@ -542,9 +552,11 @@ def test_pipe_both_ways(loop_impl: Any) -> None:
         for i in range(20):
             msg = b"ping %d" % i
             a_out.write(msg)
-            await until(lambda m=msg: bytes(b_in.data).endswith(m))
+            await b_in.changed.until(lambda m=msg: bytes(b_in.data).endswith(m))
             b_out.write(msg.replace(b"ping", b"pong"))
-            await until(lambda m=msg: bytes(a_in.data).endswith(m.replace(b"ping", b"pong")))
+            await a_in.changed.until(
+                lambda m=msg: bytes(a_in.data).endswith(m.replace(b"ping", b"pong"))
+            )
         a_out.close()
         b_out.close()
         assert await a_in.lost is None and await b_in.lost is None
@@ -565,7 +577,7 @@ def test_socketpair_as_pipes(loop_impl: Any) -> None:
         rt, _ = await loop.connect_read_pipe(lambda: rproto, left)
         wt, wproto = await loop.connect_write_pipe(WriteProto, wfile(right.detach()))
         wt.write(b"over a socket")
-        await until(lambda: len(rproto.data) >= 13)
+        await rproto.wait_for_bytes(13)
         assert rproto.data == b"over a socket"
         wt.close()
         assert await wproto.lost is None
@@ -603,9 +615,9 @@ def test_read_pty_output(loop_impl: Any) -> None:
         tr, _ = await loop.connect_read_pipe(lambda: proto, rfile(master))
         assert proto.events == ["made"]
         os.write(slave, b"1")
-        await until(lambda: len(proto.data) >= 1)
+        await proto.wait_for_bytes(1)
         os.write(slave, b"2345")
-        await until(lambda: len(proto.data) >= 5)
+        await proto.wait_for_bytes(5)
         assert proto.data == b"12345"
         os.close(slave)
         tr.close()
@@ -628,7 +640,7 @@ def test_pty_master_eio_closes_quietly(loop_impl: Any) -> None:
         proto = ReadProto()
         await loop.connect_read_pipe(lambda: proto, rfile(master))
         os.write(slave, b"abc")
-        await until(lambda: len(proto.data) >= 3)
+        await proto.wait_for_bytes(3)
         os.close(slave)
         exc = await proto.lost
         # asyncio: EIO is a read error, not EOF; logged only in debug mode.
@@ -674,7 +686,7 @@ def test_bidirectional_pty(loop_impl: Any) -> None:
         wt.write(b"out")
         assert await read_fd(master, 3) == b"out"
         os.write(master, b"in")
-        await until(lambda: len(rproto.data) >= 2)
+        await rproto.wait_for_bytes(2)
         assert rproto.data == b"in"
         os.close(master)
         rt.close()

@@ -212,6 +212,8 @@ def test_threadsafe_handle_waits_for_its_running_callback(loop_impl: Any, method
 
     def callback() -> None:
         started.set()
+        # Not a wait for an event: the callback keeps running a while, so that the other
+        # thread's cancel()/cancelled() comes while it runs.
         time.sleep(0.2)
         ran.append("hello")
         finished.set()

@@ -200,6 +200,8 @@ class Background:
         )
         self._stdout: list[str] = []
         self._stderr: list[str] = []
+        self._output = threading.Condition()  # notified at each line and at each EOF
+        self._eof = 0
         self._readers = [
             threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
             for stream, sink in ((self.proc.stdout, self._stdout), (self.proc.stderr, self._stderr))
@@ -207,10 +209,14 @@ class Background:
         for reader in self._readers:
             reader.start()
 
-    @staticmethod
-    def _drain(stream: IO[str], sink: list[str]) -> None:
+    def _drain(self, stream: IO[str], sink: list[str]) -> None:
         for line in stream:
-            sink.append(line)
+            with self._output:
+                sink.append(line)
+                self._output.notify_all()
+        with self._output:
+            self._eof += 1
+            self._output.notify_all()
 
     @property
     def pid(self) -> int:
@@ -222,10 +228,21 @@ class Background:
     def wait_for_lines(self, count: int) -> None:
         """Wait until the program has printed *count* lines (or has exited)."""
         deadline = time.monotonic() + TIMEOUT
-        while len("".join(self._stdout).splitlines()) < count and self.running():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {count} lines of output in {TIMEOUT} s:\n{self.stop()}")
-            time.sleep(0.01)
+        with self._output:
+            while (
+                len("".join(self._stdout).splitlines()) < count
+                and self._eof < len(self._readers)
+                and self.running()
+            ):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                # Woken by each line and by the EOFs; the 0.5 s slices only re-check
+                # running(), for an exit that leaves the pipes open (no event for that).
+                self._output.wait(min(left, 0.5))
+            else:
+                return
+        raise AssertionError(f"no {count} lines of output in {TIMEOUT} s:\n{self.stop()}")
 
     def stop(self, signum: int = signal.SIGINT) -> Result:
         """Send *signum* if it is still running; wait for it; return what it did."""
@@ -307,6 +324,7 @@ def _bound(pid: int, kind: str, port: int) -> bool:
 
 
 def wait_bound(bg: Background, kind: str, port: int) -> None:
+    # Another process binding a socket has no event we could wait on: polls /proc (bounded).
     deadline = time.monotonic() + TIMEOUT
     while not _bound(bg.pid, kind, port):
         if not bg.running():
@@ -546,6 +564,8 @@ def wait_signal_handlers(bg: Background) -> None:
             raise AssertionError(f"it exited before any signal:\n{bg.stop()}")
         try:
             if _catches(bg.pid, signal.SIGTERM) and _sleeping(bg.pid):
+                # Not a wait for an event: the process must still be asleep a moment later
+                # (not a passing sleep in the middle of its start-up).
                 time.sleep(0.05)
                 if _sleeping(bg.pid):
                     return
@@ -553,7 +573,7 @@ def wait_signal_handlers(bg: Background) -> None:
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"no SIGTERM handler after {TIMEOUT} s:\n{bg.stop()}")
-        time.sleep(0.01)
+        time.sleep(0.01)  # another process's state has no event: polls /proc (bounded)
 
 
 @needs_proc_net

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import no_fd_leak, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
+from _support import Signal, no_fd_leak, passes, readable, run  # noqa: F401 (no_fd_leak: the fixture pytestmark uses)
 
 import tideloop
 
@@ -64,12 +64,14 @@ class Proto(asyncio.Protocol):
         self.data = bytearray()
         self.events: list[str] = []
         self.lost = asyncio.get_running_loop().create_future()
+        self.got = Signal()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.data += data
+        self.got.notify()
 
     def pause_writing(self) -> None:
         self.events.append("pause")
@@ -297,8 +299,7 @@ def test_reading_resumes_after(loop_impl: LoopFactory, data_path: Path, kind: st
                 assert await reading == DATA
             assert conn.tr.is_reading()
             await loop.sock_sendall(conn.peer, b"after")
-            while len(conn.pr.data) < 5:
-                await asyncio.sleep(0.001)
+            await conn.pr.got.until(lambda: len(conn.pr.data) >= 5)
             assert conn.pr.data == b"after"
             # Paused before: still paused after.
             conn.tr.pause_reading()
@@ -321,12 +322,14 @@ def test_buffered_protocol_after_fallback(loop_impl: LoopFactory, data_path: Pat
             self.buf = bytearray(100)
             self.got = bytearray()
             self.lost = asyncio.get_running_loop().create_future()
+            self.changed = Signal()
 
         def get_buffer(self, sizehint: int) -> Any:
             return self.buf
 
         def buffer_updated(self, nbytes: int) -> None:
             self.got += self.buf[:nbytes]
+            self.changed.notify()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.lost.set_result(exc)
@@ -340,8 +343,7 @@ def test_buffered_protocol_after_fallback(loop_impl: LoopFactory, data_path: Pat
             assert await reading == DATA
             assert conn.tr.get_protocol() is conn.pr
             await loop.sock_sendall(conn.peer, b"after")
-            while len(conn.pr.got) < 5:
-                await asyncio.sleep(0.001)
+            await conn.pr.changed.until(lambda: len(conn.pr.got) >= 5)
             assert conn.pr.got == b"after"
         finally:
             await conn.finish()
@@ -359,7 +361,7 @@ def test_write_during_native_sendfile(loop_impl: LoopFactory, data_path: Path) -
         try:
             with open(data_path, "rb") as f:
                 task = asyncio.ensure_future(loop.sendfile(conn.tr, f))
-                await asyncio.sleep(0.01)  # it sends; the peer does not read yet
+                await readable(conn.peer)  # it sends; the peer does not read yet
                 assert not task.done()
                 with pytest.raises(RuntimeError, match="sendfile is in progress"):
                     conn.tr.write(b"data")
@@ -495,7 +497,7 @@ def test_cancel_native_sendfile_restores_transport(loop_impl: LoopFactory, data_
         try:
             with open(data_path, "rb") as f:
                 task = asyncio.ensure_future(loop.sendfile(conn.tr, f))
-                await asyncio.sleep(0.01)
+                await readable(conn.peer)  # it sends; the peer does not read yet
                 assert not task.done()
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
@@ -527,7 +529,9 @@ def test_cancel_while_waiting_for_buffer(data_path: Path) -> None:
             conn.tr.write(b"B" * 500_000)
             with open(data_path, "rb") as f:
                 task = asyncio.ensure_future(loop.sendfile(conn.tr, f))
-                await asyncio.sleep(0.01)
+                # Not a wait for an event: passes for the task to start and wait for the
+                # buffer, which cannot drain (the peer does not read).
+                await passes()
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task

@@ -22,12 +22,11 @@ import sys
 import textwrap
 import uuid
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import open_fds, run
+from _support import Collector, Signal, open_fds, passes, run
 
 TIMEOUT = 10.0
 PY312 = sys.version_info >= (3, 12)
@@ -67,9 +66,11 @@ class Echo(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: Any = None
         self.lost = asyncio.get_running_loop().create_future()
+        self.made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.made.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -79,15 +80,16 @@ class Echo(asyncio.Protocol):
             self.lost.set_result(exc)
 
 
-def recording_factory() -> tuple[list[Echo], Callable[[], Echo]]:
-    made: list[Echo] = []
+def recording_factory() -> tuple[list[Echo], Collector[Echo]]:
+    """The protocols made, in order, and the factory that makes them."""
+    factory = Collector(Echo)
+    return factory.made, factory
 
-    def factory() -> Echo:
-        proto = Echo()
-        made.append(proto)
-        return proto
 
-    return made, factory
+async def connected(factory: Collector[Echo], n: int = 1) -> None:
+    """Until the first ``n`` protocols of ``factory`` have had connection_made."""
+    for i in range(n):
+        await asyncio.wait_for((await factory.get(i)).made, TIMEOUT)
 
 
 async def connect(addr: Any, family: int = socket.AF_INET) -> socket.socket:
@@ -117,11 +119,6 @@ async def roundtrip(addr: Any, family: int = socket.AF_INET, data: bytes = b"pin
     with sock:
         await asyncio.get_running_loop().sock_sendall(sock, data)
         return await recv_exactly(sock, len(data))
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    while not predicate():
-        await asyncio.sleep(0.001)
 
 
 # ---------------------------------------------------------------------------------- TCP
@@ -169,7 +166,7 @@ def test_extra_info_first_asked_after_close(loop_impl: Any) -> None:
         client = await connect(addr)
         with client:
             peer = client.getsockname()
-            await until(lambda: bool(made))
+            await factory.get()
         (proto,) = made
         assert await proto.lost is None
         tr = proto.transport
@@ -272,7 +269,8 @@ def test_burst_of_connections(loop_impl: Any) -> None:
         addr = server.sockets[0].getsockname()
         clients = [socket.create_connection(addr) for _ in range(30)]  # blocking, no await
         try:
-            await until(lambda: len(made) == 30 and all(p.transport for p in made))
+            await connected(factory, 30)
+            assert len(made) == 30
         finally:
             for c in clients:
                 c.close()
@@ -337,7 +335,7 @@ def test_serve_forever_cancelled_with_idle_client(loop_impl: Any) -> None:
         task = asyncio.create_task(server.serve_forever())
         client = await connect(server.sockets[0].getsockname())
         try:
-            await until(lambda: bool(made))
+            await factory.get()
             task.cancel()
             if PY314:
                 with pytest.raises(asyncio.CancelledError):
@@ -384,7 +382,7 @@ def test_close_leaves_connections_open(loop_impl: Any) -> None:
         addr = server.sockets[0].getsockname()
         client = await connect(addr)
         with client:
-            await until(lambda: bool(made) and made[0].transport is not None)
+            await connected(factory)
             server.close()
             with pytest.raises(ConnectionRefusedError):
                 await roundtrip(addr)
@@ -404,14 +402,14 @@ def test_wait_closed_semantics(loop_impl: Any) -> None:
         made, factory = recording_factory()
         server = await loop.create_server(factory, "127.0.0.1", 0)
         early = asyncio.create_task(server.wait_closed())
-        await asyncio.sleep(0.01)
+        await passes()  # an absence check, not a wait: early does not return
         assert not early.done()  # open: waits on every version
         client = await connect(server.sockets[0].getsockname())
-        await until(lambda: bool(made) and made[0].transport is not None)
+        await connected(factory)
         server.close()
-        await asyncio.sleep(0.01)
+        await passes()
         late = asyncio.create_task(server.wait_closed())
-        await asyncio.sleep(0.01)
+        await passes()  # late's first step runs (3.11: it returns); early still waits
         assert early.done() is False  # a connection is still open
         assert late.done() is (not PY312)  # 3.11 returns at once once closed
         client.close()
@@ -428,19 +426,23 @@ def test_abandoned_transport_detaches(loop_impl: Any) -> None:
     (asyncio 3.13; 3.12 asyncio waits forever, tideloop behaves as 3.13 everywhere)."""
     need_313_api(loop_impl, "Transport.__del__ -> Server._detach")
 
+    dropped: list[asyncio.Future[None]] = []
+
     class Dropper(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
             transport.pause_reading()  # unregistered: only this frame holds it
+            dropped[0].set_result(None)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        dropped.append(loop.create_future())
         server = await loop.create_server(Dropper, "127.0.0.1", 0)
         client = await connect(server.sockets[0].getsockname())
         with client:
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(dropped[0], TIMEOUT)
             server.close()
             waiter = asyncio.create_task(server.wait_closed())
-            await asyncio.sleep(0.01)
+            await passes()  # waiter's first step runs (3.11: it returns)
             assert waiter.done() is (not PY312)  # 3.11 returns at once once closed
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")  # the socket's own warning comes too
@@ -466,7 +468,7 @@ def test_close_clients(loop_impl: Any) -> None:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         client = await connect(server.sockets[0].getsockname())
         with client:
-            await until(lambda: bool(made) and made[0].transport is not None)
+            await connected(factory)
             waiter = asyncio.create_task(server.wait_closed())
             server.close()
             server.close_clients()
@@ -487,7 +489,7 @@ def test_abort_clients(loop_impl: Any) -> None:
         client = await connect(server.sockets[0].getsockname())
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         with client:
-            await until(lambda: bool(made) and made[0].transport is not None)
+            await connected(factory)
             tr = made[0].transport
             while not tr.get_write_buffer_size():  # fill kernel buffers, then ours
                 tr.write(b"x" * 65536)
@@ -590,7 +592,13 @@ def test_protocol_factory_error_keeps_serving(loop_impl: Any) -> None:
         loop = asyncio.get_running_loop()
         loop.set_debug(True)
         contexts: list[dict] = []
-        loop.set_exception_handler(lambda _loop, ctx: contexts.append(ctx))
+        reported = Signal()
+
+        def handler(_loop: Any, ctx: dict) -> None:
+            contexts.append(ctx)
+            reported.notify()
+
+        loop.set_exception_handler(handler)
         fail = [True]
 
         def factory() -> Echo:
@@ -603,7 +611,7 @@ def test_protocol_factory_error_keeps_serving(loop_impl: Any) -> None:
         addr = server.sockets[0].getsockname()
         bad = await connect(addr)
         with bad:
-            await until(lambda: bool(contexts))
+            await reported.until(lambda: contexts)
             assert await roundtrip(addr) == b"ping"
             if loop_impl.impl == "tide":  # tideloop closes the socket; asyncio leaks it
                 assert await recv_exactly(bad, 1) == b""
@@ -818,6 +826,8 @@ def test_tls_failed_handshakes_leave_nothing_open(loop_impl: Any, tmp_path: Path
         made, factory = recording_factory()
         tcp = await loop.create_server(factory, "127.0.0.1", 0, ssl=ctx)
         unix = await loop.create_unix_server(factory, path, ssl=ctx, ssl_handshake_timeout=5)
+        base = open_fds()
+        accepted = 0
         for family, addr in (
             (socket.AF_INET, tcp.sockets[0].getsockname()),
             (socket.AF_UNIX, str(path)),
@@ -826,11 +836,16 @@ def test_tls_failed_handshakes_leave_nothing_open(loop_impl: Any, tmp_path: Path
                 sock = socket.socket(family)
                 sock.setblocking(False)
                 await loop.sock_connect(sock, addr)
+                await factory.get(accepted)  # the server accepted it
+                accepted += 1
                 if payload:
                     await loop.sock_sendall(sock, payload)
-                await asyncio.sleep(0.05)
                 sock.close()
-        await asyncio.sleep(0.1)
+        # Until the server has closed every connection it accepted: no callback reports a
+        # failed handshake to the app, so this polls (bounded) the fds themselves.
+        async with asyncio.timeout(TIMEOUT):
+            while open_fds() - base:
+                await asyncio.sleep(0.01)
         assert [p.transport for p in made] == [None] * 4  # no handshake completed
         for server in (tcp, unix):
             server.close()
@@ -910,7 +925,13 @@ EMFILE_SCRIPT = textwrap.dedent(
 
     async def main():
         contexts = []
-        loop.set_exception_handler(lambda _loop, ctx: contexts.append(ctx))
+        reported = asyncio.Event()
+
+        def handler(_loop, ctx):
+            contexts.append(ctx)
+            reported.set()
+
+        loop.set_exception_handler(handler)
         lsock = CountingSocket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.bind(("127.0.0.1", 0))
         server = await loop.create_server(Echo, sock=lsock)
@@ -946,7 +967,8 @@ EMFILE_SCRIPT = textwrap.dedent(
         state = exhaust()
         await loop.sock_connect(late, addr)
         while not contexts:
-            await asyncio.sleep(0.01)
+            reported.clear()
+            await reported.wait()
         contexts.clear()
         server.close()
         await asyncio.sleep(3 * DELAY)

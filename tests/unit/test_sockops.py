@@ -10,6 +10,7 @@ import array
 import asyncio
 import io
 import os
+import select
 import socket
 import ssl
 import struct
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _support import run_on
+from _support import readable, run_on
 
 import tideloop
 
@@ -391,7 +392,7 @@ def test_sendto_recvfrom(loop: Any, socks: Any, family: int) -> None:
         assert await recv == (b"ping", a.getsockname())
         # immediate
         assert await loop.sock_sendto(a, b"pong!", b.getsockname()) == 5
-        await asyncio.sleep(0.01)
+        assert select.select([b], [], [], 10)[0]  # queued for b (a hang guard, 10 s)
         assert await loop.sock_recvfrom(b, 4096) == (b"pong!", a.getsockname())
 
     run_on(loop, main())
@@ -412,7 +413,7 @@ def test_recvfrom_into(loop: Any, socks: Any) -> None:
         assert await recv == (8, a.getsockname())
         assert bytes(buf) == b"01234567"
         await loop.sock_sendto(a, b"abcdef", b.getsockname())
-        await asyncio.sleep(0.01)
+        assert select.select([b], [], [], 10)[0]  # queued for b (a hang guard, 10 s)
         assert await loop.sock_recvfrom_into(b, buf, 3) == (3, a.getsockname())
         assert bytes(buf[:3]) == b"abc"
 
@@ -632,7 +633,7 @@ def test_sendfile_cancel_keeps_position(tide_loop: Any, socks: Any, data_file: A
 
     async def main() -> None:
         task = asyncio.ensure_future(loop.sock_sendfile(c, data_file))
-        await asyncio.sleep(0.01)  # nobody reads: the transfer stalls
+        await readable(s)  # some bytes went out; nobody reads: the transfer stalls
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

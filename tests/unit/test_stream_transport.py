@@ -43,11 +43,7 @@ def test_state_machine_echo_and_close(loop_impl: Any) -> None:
         assert isinstance(tr, asyncio.Transport)
         assert proto.events == ["made"]
         await asyncio.get_running_loop().sock_sendall(peer, b"ping")
-        for _ in range(100):
-            if proto.data:
-                break
-            await asyncio.sleep(0.005)
-        assert bytes(proto.data) == b"ping"
+        assert await proto.wait_for_bytes(1) == b"ping"
         peer.shutdown(socket.SHUT_WR)
         exc = await asyncio.wait_for(proto.lost, 5)
         assert exc is None
@@ -63,10 +59,7 @@ def test_eof_received_true_keeps_writing_open(loop_impl: Any) -> None:
         proto = Recorder(keep_open=True)
         tr, peer = await _pair(proto)
         peer.shutdown(socket.SHUT_WR)
-        for _ in range(100):
-            if "eof" in proto.events:
-                break
-            await asyncio.sleep(0.005)
+        await proto.until(lambda: "eof" in proto.events)
         assert proto.events == ["made", "eof"]
         assert not tr.is_closing()
         tr.write(b"after eof")
@@ -196,16 +189,15 @@ def test_pause_resume_reading_idempotent(loop_impl: Any) -> None:
         tr.pause_reading()
         assert not tr.is_reading()
         await loop.sock_sendall(peer, b"held")
-        await asyncio.sleep(0.05)
+        # An absence check, not a wait: the bytes are in our socket already, so a reading
+        # transport would take them on the next pass; none does in ten.
+        for _ in range(10):
+            await asyncio.sleep(0)
         assert proto.data == b""
         tr.resume_reading()
         tr.resume_reading()
         assert tr.is_reading()
-        for _ in range(100):
-            if proto.data:
-                break
-            await asyncio.sleep(0.005)
-        assert proto.data == b"held"
+        assert await proto.wait_for_bytes(1) == b"held"
         tr.close()
         assert not tr.is_reading()
         await proto.lost
@@ -261,11 +253,7 @@ def test_reads_that_grow_and_shrink_arrive_intact(loop_impl: Any) -> None:
                 await loop.sock_sendall(peer, payload)
                 sent += payload
                 tr.resume_reading()
-                for _ in range(2000):
-                    if len(proto.data) >= len(sent):
-                        break
-                    await asyncio.sleep(0.001)
-                assert proto.data == sent
+                assert await proto.wait_for_bytes(len(sent)) == sent
             large = [n for n in sizes if n >= 16 * 1024]
             steps = list(zip(large, large[1:], strict=False))
             assert any(b > a for a, b in steps) and any(b < a for a, b in steps), sizes
@@ -300,10 +288,7 @@ def _send_one_at_a_time(payloads: list[bytes], keep: bool) -> list[tuple[bytes, 
             for payload in payloads:
                 await loop.sock_sendall(peer, payload)
                 total += len(payload)
-                for _ in range(2000):
-                    if len(proto.data) >= total:
-                        break
-                    await asyncio.sleep(0.001)
+                await proto.wait_for_bytes(total)
             if keep:
                 assert [bytes(k) for k in kept] == [d for d, _ in seen]
                 assert b"".join(kept) == b"".join(payloads)
@@ -387,7 +372,9 @@ def test_abort_drops_buffer_and_loses_connection_once(loop_impl: Any) -> None:
         tr.close()
         assert tr.get_write_buffer_size() == 0
         await asyncio.wait_for(proto.lost, 5)
-        await asyncio.sleep(0.01)
+        # An absence check, not a wait: no second connection_lost in the next passes.
+        for _ in range(10):
+            await asyncio.sleep(0)
         assert [e for e in proto.events if isinstance(e, tuple)] == [("lost", None)]
         peer.close()
 

@@ -186,7 +186,11 @@ def test_limit_overrun_leaves_data(loop_impl: LoopFactory, api: Any) -> None:
         server = await api.start_server(serve, "127.0.0.1", 0)
         async with server:
             reader, writer = await api.open_connection("127.0.0.1", _port(server), limit=8)
-            await asyncio.sleep(0.05)  # let the whole message arrive
+            # Until the whole message is in the reader's buffer: no public event tells, so
+            # this polls (bounded) the buffer itself.
+            async with asyncio.timeout(10):
+                while len(reader._buffer) < 25:
+                    await asyncio.sleep(0.005)
             with pytest.raises(asyncio.LimitOverrunError) as info:
                 await reader.readuntil(b"!")
             assert info.value.consumed == 20
@@ -293,8 +297,10 @@ def test_sync_callback_exception_goes_to_handler(loop_impl: LoopFactory, api: An
 def test_callback_task_survives_gc(loop_impl: LoopFactory, api: Any) -> None:
     async def main() -> bytes:
         go = asyncio.Event()
+        started = asyncio.Event()
 
         async def cb(reader: Any, writer: Any) -> None:
+            started.set()
             await go.wait()
             writer.write(b"alive\n")
             await _close(writer)
@@ -302,7 +308,7 @@ def test_callback_task_survives_gc(loop_impl: LoopFactory, api: Any) -> None:
         server = await api.start_server(cb, "127.0.0.1", 0)
         async with server:
             reader, writer = await api.open_connection("127.0.0.1", _port(server))
-            await asyncio.sleep(0.01)
+            await asyncio.wait_for(started.wait(), 10)  # the callback task waits on go
             gc.collect()
             go.set()
             line = await reader.readline()
@@ -353,8 +359,10 @@ def test_drain_backpressure_with_slow_reader(loop_impl: LoopFactory, api: Any) -
             writer.transport.set_write_buffer_limits(high=64 * 1024)
             writer.write(b"x" * total)
             drains = [asyncio.ensure_future(writer.drain()) for _ in range(3)]
-            await asyncio.sleep(0.1)
-            # The peer does not read: the write buffer stays over the high watermark.
+            # An absence check, not a wait: the peer does not read, so in twenty passes (each
+            # a chance to write) the write buffer stays over the high watermark.
+            for _ in range(20):
+                await asyncio.sleep(0)
             assert not any(d.done() for d in drains)
             assert writer.transport.get_write_buffer_size() > 64 * 1024
             go.set()
@@ -373,10 +381,11 @@ def test_reader_pauses_transport_over_twice_the_limit(loop_impl: LoopFactory, ap
         reader, writer = await api.open_connection(sock=a, limit=1024)
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(b, b"y" * 4096)
-        for _ in range(50):
-            await asyncio.sleep(0.005)
-            if not writer.transport.is_reading():
-                break
+        # The reader pauses the transport from its own feed_data: no callback tells the
+        # test, so this polls (bounded) for the state itself.
+        async with asyncio.timeout(10):
+            while writer.transport.is_reading():
+                await asyncio.sleep(0.005)
         assert not writer.transport.is_reading()
         await reader.readexactly(2048)  # 2048 left: still over the limit, still paused
         assert not writer.transport.is_reading()

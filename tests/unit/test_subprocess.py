@@ -116,7 +116,8 @@ def test_exec_callback_order(loop_impl: Any) -> None:
 
 def test_exit_before_pipe_closes(loop_impl: Any) -> None:
     # The child exits while a grandchild still holds its stdout: process_exited comes
-    # first, connection_lost only after the pipe closed too.
+    # first, connection_lost only after the pipe closed too. (The grandchild's sleep is not
+    # a wait for anything: it keeps the pipe open after the child exited.)
     code = (
         "import subprocess, sys; "
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5); print(1)'])"
@@ -658,6 +659,8 @@ def test_loop_closed_with_child_running_reaps_it(watching: str) -> None:
         holder.clear()
         gc.collect()
     assert any("unclosed transport" in str(w.message) for w in caught), caught
+    # Until tideloop has reaped it: a child's state has no event we could wait on without
+    # reaping it ourselves, so this polls /proc (bounded).
     deadline = time.monotonic() + 10
     while any(p == pid for p, _ in children_of_us()) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -686,12 +689,12 @@ def test_no_zombies_no_fd_leaks(watching: str) -> None:
     gc.collect()
     fds_before = open_fds()
     threads_before = threading.active_count()
+    old_threads = set(threading.enumerate())
     with asyncio.Runner(loop_factory=tideloop.new_event_loop) as runner:
         runner.run(asyncio.wait_for(main(), 100))
     gc.collect()
-    deadline = time.monotonic() + 5
-    while threading.active_count() > threads_before and time.monotonic() < deadline:
-        time.sleep(0.01)  # fallback threads finish just after reporting
+    for thread in set(threading.enumerate()) - old_threads:
+        thread.join(5)  # fallback threads finish just after reporting
     assert children_of_us() == []
     assert open_fds() == fds_before
     assert threading.active_count() == threads_before
@@ -766,8 +769,7 @@ def test_reaped_behind_our_back_reports_popen_status() -> None:
             Proto, PY, "-c", "import sys; sys.exit(9)", stdin=None, stdout=None, stderr=None
         )
         popen = transport.get_extra_info("subprocess")
-        while popen.poll() is None:  # reaps it
-            await asyncio.sleep(0.005)
+        popen.wait(10)  # reaps it (blocking the loop: its watcher cannot reap it first)
         await proto.done
         transport.close()
         return transport.get_returncode()

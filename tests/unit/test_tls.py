@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _support import Recorder, run
+from _support import Collector, Recorder, Signal, open_fds, run
 
 import tideloop
 
@@ -62,9 +62,11 @@ class BufRecorder(asyncio.BufferedProtocol):
         self.calls = 0
         self.lost = asyncio.get_running_loop().create_future()
         self.transport: Any = None
+        self.changed = Signal()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.changed.notify()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self.buf)
@@ -72,6 +74,10 @@ class BufRecorder(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self.calls += 1
         self.data += self.buf[:nbytes]
+        self.changed.notify()
+
+    async def wait_for_bytes(self, n: int) -> None:
+        await self.changed.until(lambda: len(self.data) >= n)
 
     def eof_received(self) -> None:
         pass
@@ -151,19 +157,12 @@ def test_large_writes_flow_control(loop_impl: Any, server_ctx: Any, client_ctx: 
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        served: list[Recorder] = []
-
-        def factory() -> Recorder:
-            served.append(Recorder())
-            return served[-1]
-
-        server, port = await _serve(server_ctx, factory)
+        served = Collector(Recorder)
+        server, port = await _serve(server_ctx, served)
         tr, proto = await loop.create_connection(
             Recorder, HOST, port, ssl=client_ctx, server_hostname="localhost"
         )
-        while not served:
-            await asyncio.sleep(0.01)
-        srv = served[0]
+        srv = await served.get()
         await srv.made
         srv.transport.pause_reading()
         assert not srv.transport.is_reading()
@@ -171,18 +170,11 @@ def test_large_writes_flow_control(loop_impl: Any, server_ctx: Any, client_ctx: 
         assert tr.get_write_buffer_limits() == (64 * 1024, 256 * 1024)
         for i in range(0, size, 256 * 1024):
             tr.write(payload[i : i + 256 * 1024])
-        for _ in range(100):
-            if "pause" in proto.events:
-                break
-            await asyncio.sleep(0.01)
-        assert "pause" in proto.events
+        await proto.until(lambda: "pause" in proto.events)
         assert proto.size_at_pause >= 256 * 1024
         srv.transport.resume_reading()
         assert await srv.wait_for_bytes(size) == payload
-        for _ in range(100):
-            if proto.events[-1] == "resume":
-                break
-            await asyncio.sleep(0.01)
+        await proto.until(lambda: proto.events[-1] == "resume")
         assert proto.events[-2:] == ["pause", "resume"]
         tr.close()
         await asyncio.wait_for(proto.lost, 10)
@@ -195,26 +187,19 @@ def test_large_writes_flow_control(loop_impl: Any, server_ctx: Any, client_ctx: 
 def test_buffered_protocol_both_sides(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        served: list[BufRecorder] = []
-
-        def factory() -> BufRecorder:
-            served.append(BufRecorder())
-            return served[-1]
-
-        server, port = await _serve(server_ctx, factory)
+        served = Collector(BufRecorder)
+        server, port = await _serve(server_ctx, served)
         tr, proto = await loop.create_connection(
             BufRecorder, HOST, port, ssl=client_ctx, server_hostname="localhost"
         )
         payload = os.urandom(100_000)
         tr.write(payload)
-        while not served or len(served[0].data) < len(payload):
-            await asyncio.sleep(0.01)
-        srv = served[0]
+        srv = await served.get()
+        await srv.wait_for_bytes(len(payload))
         assert srv.data == payload
         assert srv.calls >= 100  # a 1000-byte buffer per call
         srv.transport.write(payload[::-1])
-        while len(proto.data) < len(payload):
-            await asyncio.sleep(0.01)
+        await proto.wait_for_bytes(len(payload))
         assert proto.data == payload[::-1]
         tr.close()
         assert await asyncio.wait_for(proto.lost, 10) is None
@@ -247,37 +232,23 @@ def test_buffered_protocol_bytearray_buffer(server_ctx: Any, client_ctx: Any) ->
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        served: list[Recorder] = []
-
-        def factory() -> Recorder:
-            served.append(Recorder())
-            return served[-1]
-
-        server, port = await _serve(server_ctx, factory)
+        served = Collector(Recorder)
+        server, port = await _serve(server_ctx, served)
         tr, proto = await loop.create_connection(
             BytearrayRecorder, HOST, port, ssl=client_ctx, server_hostname="localhost"
         )
-        srv = await asyncio.wait_for(_first_transport(served), 10)
+        srv = await (await served.get()).made
         payload = os.urandom(200_000)
         # Many small writes in one pass: many small records, which arrive together.
         for i in range(0, len(payload), 1000):
             srv.write(payload[i : i + 1000])
-        await asyncio.wait_for(_until(lambda: len(proto.data) >= len(payload)), 10)
+        await proto.wait_for_bytes(len(payload))
         assert bytes(proto.data) == payload
         assert proto.calls < len(payload) // 1000  # some reads took several records
         tr.close()
         assert await asyncio.wait_for(proto.lost, 10) is None
         server.close()
         await server.wait_closed()
-
-    async def _first_transport(served: list[Recorder]) -> Any:
-        while not served:
-            await asyncio.sleep(0.001)
-        return await served[0].made
-
-    async def _until(done: Any) -> None:
-        while not done():
-            await asyncio.sleep(0.001)
 
     run(tideloop.new_event_loop, main)
 
@@ -314,6 +285,7 @@ def test_transport_api(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None
         tr.pause_reading()
         assert not tr.is_reading()
         tr.write(b"while paused")
+        # An absence check, not a wait: the echo does not reach the paused protocol.
         await asyncio.sleep(0.1)
         assert proto.data == b""
         tr.resume_reading()
@@ -334,26 +306,21 @@ def test_transport_api(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None
 def test_abort_does_not_wait(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        served: list[Recorder] = []
-
-        def factory() -> Recorder:
-            served.append(Recorder())
-            return served[-1]
-
-        server, port = await _serve(server_ctx, factory)
+        served = Collector(Recorder)
+        server, port = await _serve(server_ctx, served)
         tr, proto = await loop.create_connection(
             Recorder, HOST, port, ssl=client_ctx, server_hostname="localhost"
         )
-        await asyncio.sleep(0.05)
-        served[0].transport.pause_reading()
+        await (await served.get()).made
+        served.made[0].transport.pause_reading()
         tr.write(b"x" * 4_000_000)  # much more than the kernel takes
         tr.abort()
         assert tr.is_closing()
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert proto.lost.done() and proto.lost.result() is None
-        served[0].transport.resume_reading()
-        exc = await asyncio.wait_for(served[0].lost, 10)
+        served.made[0].transport.resume_reading()
+        exc = await asyncio.wait_for(served.made[0].lost, 10)
         assert exc is None or isinstance(exc, ConnectionResetError)
         server.close()
         await server.wait_closed()
@@ -493,13 +460,18 @@ def test_shutdown_timeout_after_eof_from_peer_not_reading(
             t0 = time.monotonic()
             filled.set()
             if PY314:
-                while not tr.is_closing():  # the raw transport closes when the EOF is read
-                    assert not proto.lost.done()
-                    await asyncio.sleep(0.005)
+                # The raw transport closes when the EOF is read; no callback tells the
+                # protocol, so this polls (bounded) for the state itself.
+                async with asyncio.timeout(10):
+                    while not tr.is_closing():
+                        assert not proto.lost.done()
+                        await asyncio.sleep(0.005)
                 exc = await asyncio.wait_for(proto.lost, 10)
                 assert isinstance(exc, TimeoutError), exc
                 assert timeout * 0.5 < time.monotonic() - t0 < 5
             else:
+                # An absence check, not a wait: twice the shutdown timeout passes and
+                # nothing gives up on the close.
                 await asyncio.sleep(timeout * 2)
                 assert not proto.lost.done()
                 assert tr.is_closing() is close_first
@@ -547,19 +519,25 @@ def test_peer_vanishes_mid_handshake_server(
             def connection_made(self, transport: Any) -> None:
                 made.append(transport)
 
-        server, port = await _serve(server_ctx, P)
+        accepted = Collector(P)  # the factory is called at accept, before the handshake
+        server, port = await _serve(server_ctx, accepted)
         # the first bytes of a real ClientHello, from a MemoryBIO client
         bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
         obj = client_ctx.wrap_bio(bio_in, bio_out, server_hostname="localhost")
         with pytest.raises(ssl.SSLWantReadError):
             obj.do_handshake()
         hello = bio_out.read()
-        for _ in range(3):
+        base = open_fds()
+        for i in range(3):
             sock = socket.create_connection((HOST, port))
+            await accepted.get(i)
             sock.sendall(hello[: len(hello) // 2])
-            await asyncio.sleep(0.05)
             sock.close()
-        await asyncio.sleep(0.2)
+        # Until the server has dropped all three connections (no callback reports a failed
+        # handshake to the app): polls the fds themselves, bounded.
+        async with asyncio.timeout(10):
+            while open_fds() - base:
+                await asyncio.sleep(0.01)
         assert made == []
         server.close()
         await asyncio.wait_for(server.wait_closed(), 5)
@@ -615,7 +593,8 @@ def test_failed_certificate_leaves_no_cycle(loop_impl: Any, server_ctx: Any, how
         except ssl.SSLCertVerificationError:
             failed = True
         assert failed
-        await asyncio.sleep(0.05)  # connection_lost runs on a later pass
+        for _ in range(10):  # connection_lost runs on a later pass (call_soon): a few passes
+            await asyncio.sleep(0)
 
     loop = loop_impl()
     try:
@@ -658,11 +637,11 @@ def test_server_hostname_rules(
         ca.configure_trust(ctx)
         ctx.check_hostname = False
         with socket.create_connection((HOST, port)) as sock:
-            tr, _ = await loop.create_connection(
-                asyncio.Protocol, sock=sock.dup(), ssl=ctx, server_hostname=""
+            tr, proto = await loop.create_connection(
+                Recorder, sock=sock.dup(), ssl=ctx, server_hostname=""
             )
         tr.close()
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(proto.lost, 10)
         server.close()
         await server.wait_closed()
 
@@ -784,7 +763,11 @@ def test_streams_start_tls_with_buffered_client_hello(
     async def main() -> None:
         async def handle(reader: Any, writer: Any) -> None:
             assert await reader.readline() == b"STARTTLS\n"
-            await asyncio.sleep(0.2)  # the client's ClientHello arrives in the reader
+            # Until the client's ClientHello is in the reader's buffer: no callback tells,
+            # so this polls (bounded) for the state itself.
+            async with asyncio.timeout(10):
+                while not reader._buffer:
+                    await asyncio.sleep(0.005)
             await writer.start_tls(server_ctx, ssl_handshake_timeout=5)
             writer.write((await reader.readline()).upper())
             await writer.drain()
@@ -838,9 +821,13 @@ def test_streams_start_tls_reader_flow_control(
         tls = writer.transport
         assert tls.get_extra_info("ssl_object") is not None
         if PY314:
-            while tls.is_reading():
-                await asyncio.sleep(0.005)
+            # The reader pauses the transport from its own feed_data: no callback tells the
+            # test, so this polls (bounded) for the state itself.
+            async with asyncio.timeout(5):
+                while tls.is_reading():
+                    await asyncio.sleep(0.005)
         else:
+            # An absence check, not a wait: the TLS transport is not paused.
             await asyncio.sleep(0.3)
             assert tls.is_reading()
         assert await reader.readexactly(len(payload)) == payload
@@ -947,10 +934,15 @@ def test_no_leaks_after_many_connections(server_ctx: Any, client_ctx: Any) -> No
         # capture would keep their tracebacks, and with them the frames that hold the
         # objects counted here.
         asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+        fds = _open_fds()
         server, port = await _serve(server_ctx, Closer, backlog=100)
         for base in range(0, n, 50):
             await asyncio.gather(*(one(i, port) for i in range(base, min(n, base + 50))))
-        await asyncio.sleep(0.2)
+        # Until the server has closed its side of every connection (the handshakes the
+        # clients cut have no callback to wait on): polls the fd count, bounded.
+        async with asyncio.timeout(10):
+            while _open_fds() > fds + 1:  # + the listening socket
+                await asyncio.sleep(0.01)
         server.close()
         await server.wait_closed()
 
