@@ -1,4 +1,4 @@
-"""Subprocess transports and child watching: what loop.subprocess_exec/subprocess_shell build.
+"""The subprocess transport: what loop.subprocess_exec/subprocess_shell build.
 
 The transport is asyncio's ``BaseSubprocessTransport`` + ``_UnixSubprocessTransport``
 (base_subprocess.py, unix_events.py), method for method and name for name, because the
@@ -9,7 +9,7 @@ order of the protocol's callbacks is observable and CPython's tests check it:
           -> connection_lost(None) -> end
 
 - connection_made runs only once every pipe (stdin, then stdout, then stderr) is connected
-  (``_connect_pipes``, a task: each connect_*_pipe takes a pass or two). Until then, pipe
+  (by the Net layer's task, see below: each connect_*_pipe takes a pass or two). Until then, pipe
   data, pipe closes and the exit are queued in ``_pending_calls`` and replayed, in order,
   right after connection_made.
 - process_exited comes when the child is reaped, which may be before, between or after the
