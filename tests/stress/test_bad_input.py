@@ -2006,6 +2006,12 @@ def _frozen_heap() -> Iterator[None]:
 
 
 def _skipped(c: Case) -> str | None:
+    if c.id in ("tcp-writelines-mixed", "unix-writelines-mixed") and PY >= (3, 15):
+        return (
+            "asyncio 3.15's writelines queues the items before a bad one and never sends "
+            "them, so its close() hangs: no oracle (tests/unit/test_stream_transport.py "
+            "checks tideloop's side)"
+        )
     if PYPY and c.aio_leaks:
         return (
             "asyncio's own loop leaks a socket here, and PyPy finalizes it after the entry, "

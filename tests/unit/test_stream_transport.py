@@ -54,6 +54,31 @@ def test_state_machine_echo_and_close(loop_impl: Any) -> None:
     run(loop_impl, main)
 
 
+def test_writelines_with_a_bad_item_queues_nothing(loop_impl: Any) -> None:
+    """writelines([b"x", 1]): TypeError and nothing queued, so close() still completes
+    (asyncio 3.12-3.14 build the whole list first; 3.15's queues b"x" and then hangs)."""
+    if loop_impl.impl == "aio" and sys.version_info >= (3, 15):
+        pytest.skip("asyncio 3.15 queues the items before a bad one and never sends them")
+
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        with pytest.raises(TypeError):
+            tr.writelines([b"x", 1])
+        assert tr.get_write_buffer_size() == 0
+        tr.writelines([b"y", bytearray(b"z")])
+        tr.close()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+        peer.settimeout(10)  # everything is queued (and then EOF): no wait in practice
+        got = b""
+        while chunk := peer.recv(100):
+            got += chunk
+        assert got == b"yz"
+        peer.close()
+
+    run(loop_impl, main)
+
+
 def test_eof_received_true_keeps_writing_open(loop_impl: Any) -> None:
     async def main() -> None:
         proto = Recorder(keep_open=True)
