@@ -432,7 +432,8 @@ def test_unclosed_writer_warns(loop_impl: LoopFactory, api: Any) -> None:
             transport = writer.transport
             with pytest.warns(ResourceWarning, match="unclosed <StreamWriter"):
                 del writer
-                gc.collect()
+                for _ in range(3):  # PyPy may run a finalizer a collection or two later
+                    gc.collect()
             assert transport.is_closing()  # __del__ closed it
             assert await reader.read() == b""
 
