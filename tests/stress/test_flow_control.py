@@ -23,6 +23,7 @@ import socket
 from typing import Any
 
 import pytest
+from _support import connected_pair
 
 HOST = "127.0.0.1"
 TOTAL = 1 << 21  # bytes per connection
@@ -45,23 +46,6 @@ def expected_limits(high: int | None = None, low: int | None = None) -> tuple[in
     if low is None:
         low = high // 4
     return low, high
-
-
-async def connected_pair() -> tuple[socket.socket, socket.socket]:
-    """(client, peer): non-blocking TCP sockets with small kernel buffers."""
-    loop = asyncio.get_running_loop()
-    with socket.socket() as lsock:
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        lsock.bind((HOST, 0))
-        lsock.listen()
-        lsock.setblocking(False)
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        client.setblocking(False)
-        await loop.sock_connect(client, lsock.getsockname())
-        peer, _ = await loop.sock_accept(lsock)
-    peer.setblocking(False)
-    return client, peer
 
 
 async def read_exactly(peer: socket.socket, n: int, rng: random.Random) -> str:

@@ -20,26 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from _support import connected_pair
 
 HOST = "127.0.0.1"
 TIMEOUT = 30.0
-
-
-async def connected_pair() -> tuple[socket.socket, socket.socket]:
-    """(client, peer): connected non-blocking TCP sockets with small kernel buffers."""
-    loop = asyncio.get_running_loop()
-    with socket.socket() as lsock:
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        lsock.bind((HOST, 0))
-        lsock.listen()
-        lsock.setblocking(False)
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        client.setblocking(False)
-        await loop.sock_connect(client, lsock.getsockname())
-        peer, _ = await loop.sock_accept(lsock)
-    peer.setblocking(False)
-    return client, peer
 
 
 def reset(sock: socket.socket) -> None:

@@ -26,13 +26,14 @@ import hashlib
 import io
 import random
 import re
-import socket
 import struct
 import sys
 import types
 import zlib
 from collections.abc import Callable
 from typing import Any
+
+from _support import connected_pair
 
 HOST = "127.0.0.1"
 SIZES = (1000, 4096, 20_000, 65_536)  # recycled: over 512 bytes, at most 64 KiB
@@ -233,23 +234,6 @@ def keep_ctypes(data: bytes) -> Recover:
 KEEPERS: list[Callable[[bytes], Recover]] = [
     f for name, f in sorted(globals().items()) if name.startswith("keep_")
 ]
-
-
-async def connected_pair() -> tuple[socket.socket, socket.socket]:
-    """(client, peer): connected non-blocking TCP sockets with small kernel buffers."""
-    loop = asyncio.get_running_loop()
-    with socket.socket() as lsock:
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        lsock.bind((HOST, 0))
-        lsock.listen()
-        lsock.setblocking(False)
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        client.setblocking(False)
-        await loop.sock_connect(client, lsock.getsockname())
-        peer, _ = await loop.sock_accept(lsock)
-    peer.setblocking(False)
-    return client, peer
 
 
 class Keeper(asyncio.Protocol):

@@ -7,6 +7,7 @@
   loop.
 - ``open_fds()`` and the ``no_fd_leak`` fixture (a module opts in by importing it, or by
   wrapping it in an autouse fixture): the test fails if it leaves a file descriptor open.
+- ``connected_pair()``: two connected non-blocking TCP sockets with small kernel buffers.
 - ``Recorder`` (stream protocols) and ``DatagramRecorder``: record protocol calls in order and
   resolve futures the tests wait on instead of sleeping; ``Recorder.until(pred)`` waits for
   any recorded state, woken by the protocol callbacks (a ``Signal``).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -277,3 +279,21 @@ class DatagramRecorder(asyncio.DatagramProtocol):
             while len(self.datagrams) < n:
                 self._waiter = asyncio.get_running_loop().create_future()
                 await self._waiter
+
+
+async def connected_pair() -> tuple[socket.socket, socket.socket]:
+    """(client, peer): connected non-blocking TCP sockets on 127.0.0.1 with small kernel
+    buffers (4 KiB), so that writes fill them soon."""
+    loop = asyncio.get_running_loop()
+    with socket.socket() as lsock:
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client.setblocking(False)
+        await loop.sock_connect(client, lsock.getsockname())
+        peer, _ = await loop.sock_accept(lsock)
+    peer.setblocking(False)
+    return client, peer
