@@ -152,7 +152,8 @@ def main(argv=None) -> int:
         if r is None:
             print(f"{impl:8} n/a  {dead.get(impl, '')}")
             continue
-        mib = {k: v / 2**20 for k, v in r.items() if k.startswith("rss_") and k != "rss_samples"}
+        mib = {k: r[k] / 2**20 for k in ("rss_settled_start", "rss_end", "rss_before_sequential",
+                                        "rss_after_sequential")}
         print(f"{impl:8} {mib['rss_settled_start']:9.1f}Mi {mib['rss_end']:7.1f}Mi "
               f"{r['rss_drift_pct']:6.1f}%  {r['socket_fds_before']:>10}/"
               f"{r['socket_fds_after']:<10} {mib['rss_before_sequential']:9.1f}Mi/"
