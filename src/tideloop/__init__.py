@@ -17,6 +17,7 @@ from typing import Any
 
 from ._core import loop as _core_loop
 from ._eventloop import EventLoop, new_event_loop
+from ._metrics import LagHistogram, LoopMetrics, SlowCallback, metrics
 from ._version import __version__
 from .policy import POLICIES as _POLICIES
 from .runner import run
@@ -49,9 +50,13 @@ __all__ = [
     "COMPILED",
     "EventLoop",
     "EventLoopPolicy",
+    "LagHistogram",
+    "LoopMetrics",
+    "SlowCallback",
     "StreamReader",
     "StreamWriter",
     "__version__",
+    "metrics",
     "new_event_loop",
     "open_connection",
     "open_unix_connection",

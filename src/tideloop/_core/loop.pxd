@@ -4,6 +4,7 @@ cimport cython
 from ._clock cimport TIDELOOP_HAVE_NATIVE_CLOCK, tideloop_monotonic
 from .._poll.epoll cimport EpollPoller
 from .handles cimport Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
+from .metrics cimport LoopStats
 from .timers cimport heap_pop, heap_push
 from .watcher cimport IOWatcher
 from .waker cimport Waker
@@ -55,6 +56,7 @@ cdef class Loop:
     cdef EpollPoller _epoll
     cdef public Waker _waker
     cdef public int _waker_fd
+    cdef public LoopStats _stats
 
     cpdef _check_closed(self)
 
@@ -62,14 +64,17 @@ cdef class Loop:
         scheduled=list, new_scheduled=list, sched_count=Py_ssize_t, timer=TimerHandle,
         handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, i=Py_ssize_t,
         ready=list, epoll=EpollPoller, timeout_ms=int, nevents=int, k=int, fd=int, mask=int,
-        timers=list, t=Py_ssize_t, ntimers=Py_ssize_t,
+        timers=list, t=Py_ssize_t, ntimers=Py_ssize_t, stats=LoopStats, may_block=bint,
+        now=double, slow=double, timer_lag=double, t0=double, t1=double,
     )
     cpdef _run_once(self)
 
     cdef _run_handle_debug(self, Handle handle)
 
-    @cython.locals(entry=FdEntry, fds=dict)
+    @cython.locals(entry=FdEntry, fds=dict, stats=LoopStats, t0=double, t1=double)
     cdef _process_event(self, int fd, int mask)
+    @cython.locals(stats=LoopStats)
+    cdef _note_slow(self, object item, double duration)
     cdef _run_io_handle(self, Handle handle)
 
     @cython.locals(t0=double, dt=double)

@@ -55,6 +55,7 @@ from .._poll import make_poller, poller_name
 from .._poll.constants import READ, WRITE
 from .._poll.epoll import EpollPoller
 from .handles import Handle, TimerHandle, new_handle, new_threadsafe_handle, new_timer_handle
+from .metrics import LoopStats
 from .timers import heap_pop, heap_push
 from .waker import Waker
 from .watcher import IOWatcher
@@ -155,6 +156,8 @@ class Loop:
         self._waker = Waker()
         self._waker_fd = self._waker.fileno()
         self._poller.register(self._waker_fd, READ)
+        # What tideloop.metrics() reports; see _core/metrics.py for when the clock is read.
+        self._stats = LoopStats()
 
     def __repr__(self) -> str:
         return (
@@ -183,8 +186,19 @@ class Loop:
         self._thread_id = _get_ident()
         # Looked up per call, not cached: asyncio's tests swap in the pure-Python version.
         _events._set_running_loop(self)
+        stats = self._stats
+        stats.t_mark = stats.t_last = _now()
 
     def _run_forever_cleanup(self) -> None:
+        stats = self._stats
+        now = _now()
+        if stats.in_poll:  # the poll raised (KeyboardInterrupt in select, say)
+            stats.in_poll = False
+            stats.active += stats.t_last - stats.t_mark
+            stats.idle += now - stats.t_last
+        else:
+            stats.active += now - stats.t_mark
+        stats.t_mark = stats.t_last = now
         self._stopping = False
         self._thread_id = None
         _events._set_running_loop(None)
@@ -316,10 +330,13 @@ class Loop:
         else:
             timeout = -1.0  # block until an event
 
+        stats = self._stats
         epoll = self._epoll
         events: Any = None
         nevents = 0
-        if timeout != 0.0 or self._fds:
+        may_block = timeout != 0.0
+        if may_block or self._fds:
+            stats.in_poll = may_block
             if epoll is not None:
                 if timeout < 0.0:
                     timeout_ms = -1
@@ -332,13 +349,28 @@ class Loop:
             else:
                 events = self._poller.poll(timeout if timeout >= 0.0 else None)
                 nevents = len(events)
+            stats.in_poll = False
         # else: callbacks are ready and no fd is watched, so a zero-timeout poll could only
         # report the waker, which the next blocking poll drains anyway: skip the syscall.
+
+        # The pass's one clock reading of its own (each item run reads it once more, after).
+        # A poll that may block was idle from the end of the last item; the rest is active.
+        now = _now()
+        if may_block:
+            stats.active += stats.t_last - stats.t_mark
+            stats.idle += now - stats.t_last
+        else:
+            stats.active += now - stats.t_mark
+        stats.t_mark = stats.t_last = now
+        stats.t_item = -1.0  # no item yet (the clock is never negative)
+        stats.passes += 1
+        slow = self.slow_callback_duration
+        timer_lag = 0.0
 
         # Due timers are taken now, as asyncio does (one scheduled meanwhile waits a pass).
         timers = None
         if scheduled:
-            end_time = _now() + self._clock_resolution
+            end_time = now + self._clock_resolution
             while scheduled:
                 timer = scheduled[0]
                 if timer._when >= end_time:
@@ -360,10 +392,15 @@ class Loop:
                 ready[i] = None  # asyncio pops before running: objects die as promptly
                 i += 1
                 if not handle._cancelled:
+                    t0 = stats.t_item = stats.t_last
                     if self._debug:
                         self._run_handle_debug(handle)
                     else:
                         handle._run()
+                    t1 = stats.t_last = _now()
+                    stats.callbacks += 1
+                    if t1 - t0 >= slow:
+                        self._note_slow(handle, t1 - t0)
             handle = None
             if nevents:
                 if epoll is not None:
@@ -378,10 +415,22 @@ class Loop:
                     timer = timers[t]
                     t += 1
                     if not timer._cancelled:
+                        t0 = stats.t_item = stats.t_last
+                        if t0 - timer._when > timer_lag:
+                            timer_lag = t0 - timer._when
                         if self._debug:
                             self._run_handle_debug(timer)
                         else:
                             timer._run()
+                        t1 = stats.t_last = _now()
+                        stats.timers += 1
+                        if t1 - t0 >= slow:
+                            self._note_slow(timer, t1 - t0)
+            # One lag sample per pass that ran anything (see _core/metrics.py).
+            if stats.t_item >= 0.0:
+                if stats.t_item - now > timer_lag:
+                    timer_lag = stats.t_item - now
+                stats.record_lag(timer_lag)
         finally:
             # Normally everything ran. If SystemExit/KeyboardInterrupt escaped a callback, the
             # queued handles and due timers after it stay queued, in order, as in asyncio
@@ -419,21 +468,62 @@ class Loop:
             del fds[fd]
             self._poller.unregister(fd)
             return
+        stats = self._stats
         if mask & READ:
             reader = entry.reader
             if reader is not None:
+                t0 = stats.t_item = stats.t_last
                 if isinstance(reader, Handle):
                     self._run_io_handle(reader)
                 else:
                     self._dispatch(reader, True)
+                t1 = stats.t_last = _now()
+                stats.io_events += 1
+                if t1 - t0 >= self.slow_callback_duration:
+                    self._note_slow(reader, t1 - t0)
         if mask & WRITE:
             # Read entry.writer only now: the reader may have closed the fd's owner.
             writer = entry.writer
             if writer is not None:
+                t0 = stats.t_item = stats.t_last
                 if isinstance(writer, Handle):
                     self._run_io_handle(writer)
                 else:
                     self._dispatch(writer, False)
+                t1 = stats.t_last = _now()
+                stats.io_events += 1
+                if t1 - t0 >= self.slow_callback_duration:
+                    self._note_slow(writer, t1 - t0)
+
+    def _note_slow(self, item: Any, duration: float) -> None:
+        """Count and remember a callback or dispatch that ran ``duration`` >= the threshold,
+        then call the slow-callback hook, if any, with the Handle (or, for a transport's I/O,
+        the transport) and the duration. The hook's own time is not the next item's."""
+        stats = self._stats
+        stats.slow_count += 1
+        if isinstance(item, Handle):
+            subject = item
+            what = _format_handle(item)
+        else:
+            subject = getattr(item, "_facade", None) or item
+            what = repr(subject)
+        stats.slow_recent.append((what, duration, stats.t_last))
+        hook = stats.slow_hook
+        if hook is not None:
+            try:
+                hook(subject, duration)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                loop: Any = self  # call_exception_handler: _core/errors.py's mixin
+                loop.call_exception_handler(
+                    {
+                        "message": "Exception in the slow callback hook " + repr(hook),
+                        "exception": exc,
+                        "handle": subject,
+                    }
+                )
+            stats.t_last = _now()
 
     def _run_io_handle(self, handle: Handle) -> None:
         """Run an add_reader/add_writer callback at its place in the pass (I/O phase)."""
@@ -635,6 +725,20 @@ class Loop:
         return self._task_factory
 
     # ---------------------------------------------------------------- debug
+
+    def set_slow_callback_hook(self, hook: Callable[[Any, float], object] | None) -> None:
+        """Call ``hook(handle, seconds)`` after each callback that ran for at least
+        ``slow_callback_duration`` seconds (``handle``: the Handle, or for a transport's I/O
+        the transport); None removes it. What escapes the hook goes to the exception handler.
+        """
+        if hook is not None and not callable(hook):
+            raise TypeError(f"a callable object or None is required, got {hook!r}")
+        self._stats.slow_hook = hook
+
+    def get_slow_callback_hook(self) -> Callable[[Any, float], object] | None:
+        """The hook set by set_slow_callback_hook(), or None."""
+        hook: Callable[[Any, float], object] | None = self._stats.slow_hook
+        return hook
 
     def get_debug(self) -> bool:
         return self._debug

@@ -53,6 +53,7 @@ cdef class TransportCore(IOWatcher):
     cdef public Py_ssize_t _buffer_size
     cdef public bint _paused
     cdef public bint _reading
+    cdef public bint _is_connection
 
     cdef _set_state(self, int state)
     cpdef _on_readable(self)

@@ -193,6 +193,7 @@ class TransportCore(IOWatcher):
         "_buffer_size",
         "_paused",
         "_reading",
+        "_is_connection",
     )
 
     def __init__(
@@ -231,6 +232,11 @@ class TransportCore(IOWatcher):
         self._low_water, self._high_water = _DEFAULT_WATER_MARKS
         self._paused = False  # pause_reading() called (and not resumed)
         self._reading = False  # registered with the loop for reading
+        # Counted in the loop's metrics (transports, and connections if a subclass says so)
+        # until _call_connection_lost.
+        self._is_connection = False
+        if loop is not None:
+            self._loop._stats.transports += 1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -472,6 +478,11 @@ class TransportCore(IOWatcher):
         finally:
             self._close_fd()
             self._protocol = None
+            if self._loop is not None:
+                stats = self._loop._stats
+                stats.transports -= 1
+                if self._is_connection:
+                    stats.connections -= 1
             self._loop = None
             on_lost = self._on_lost
             if on_lost is not None:

@@ -96,6 +96,9 @@ class StreamCore(TransportCore):
     ) -> None:
         TransportCore.__init__(self, loop, sock, sock.fileno(), extra, context)
         self._shared_context = STREAM_SHARED_CONTEXT
+        if loop is not None:
+            self._is_connection = True
+            self._loop._stats.connections += 1
         if extra is None:
             # Built by _make_extra on the first get_extra_info(): an idle connection keeps
             # two tuples instead of a dict and a TransportSocket (~200 bytes less).
@@ -155,6 +158,7 @@ class StreamCore(TransportCore):
                 self._recv_hint = len(data)
             else:
                 data = self._sock.recv(_MAX_SIZE)
+            self._loop._stats.bytes_read += len(data)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -200,6 +204,7 @@ class StreamCore(TransportCore):
         if not nbytes:
             self._read_ready__on_eof()
             return
+        self._loop._stats.bytes_read += nbytes
         try:
             self._buffer_updated(nbytes)
         except (SystemExit, KeyboardInterrupt):
@@ -254,6 +259,7 @@ class StreamCore(TransportCore):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
+            self._loop._stats.bytes_written += n
             if n == len(data):
                 return
             # Not all was written; register write handler.
@@ -333,6 +339,7 @@ class StreamCore(TransportCore):
                 waiter.set_exception(exc)
             return False
         self._buffer_size -= n
+        self._loop._stats.bytes_written += n
         while n:
             chunk = buffer[0]
             size = len(chunk)
