@@ -27,7 +27,8 @@ cdef bint _PY314
 cdef bint _NATIVE
 cdef bint _NATIVE_CLOCK
 
-cdef double _now()
+# inline: read after every callback (Cython warns that declarations are not inlined; it is)
+cdef inline double _now()
 
 
 cdef class FdEntry:
@@ -65,19 +66,20 @@ cdef class Loop:
         handle=Handle, timeout=double, end_time=double, ntodo=Py_ssize_t, i=Py_ssize_t,
         ready=list, epoll=EpollPoller, timeout_ms=int, nevents=int, k=int, fd=int, mask=int,
         timers=list, t=Py_ssize_t, ntimers=Py_ssize_t, stats=LoopStats, may_block=bint,
-        now=double, slow=double, timer_lag=double, t0=double, t1=double,
+        now=double, slow=double, timer_lag=double, t0=double, t1=double, ran=Py_ssize_t,
     )
     cpdef _run_once(self)
 
     cdef _run_handle_debug(self, Handle handle)
 
-    @cython.locals(entry=FdEntry, fds=dict, stats=LoopStats, t0=double, t1=double)
+    @cython.locals(entry=FdEntry, fds=dict)
     cdef _process_event(self, int fd, int mask)
     @cython.locals(stats=LoopStats)
     cdef _note_slow(self, object item, double duration)
+    @cython.locals(stats=LoopStats, t0=double, t1=double)
     cdef _run_io_handle(self, Handle handle)
 
-    @cython.locals(t0=double, dt=double)
+    @cython.locals(stats=LoopStats, t0=double, t1=double)
     cdef _dispatch(self, IOWatcher watcher, bint readable)
 
     @cython.locals(timer=TimerHandle)

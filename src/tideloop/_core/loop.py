@@ -364,6 +364,8 @@ class Loop:
         stats.t_mark = stats.t_last = now
         stats.t_item = -1.0  # no item yet (the clock is never negative)
         stats.passes += 1
+        stats.io_events += nevents  # less the waker's and stale ones (_process_event)
+        ran = 0
         slow = self.slow_callback_duration
         timer_lag = 0.0
 
@@ -398,7 +400,7 @@ class Loop:
                     else:
                         handle._run()
                     t1 = stats.t_last = _now()
-                    stats.callbacks += 1
+                    ran += 1
                     if t1 - t0 >= slow:
                         self._note_slow(handle, t1 - t0)
             handle = None
@@ -432,6 +434,7 @@ class Loop:
                     timer_lag = stats.t_item - now
                 stats.record_lag(timer_lag)
         finally:
+            stats.callbacks += ran
             # Normally everything ran. If SystemExit/KeyboardInterrupt escaped a callback, the
             # queued handles and due timers after it stay queued, in order, as in asyncio
             # (unprocessed I/O events are level-triggered and come back on the next poll).
@@ -457,43 +460,35 @@ class Loop:
     def _process_event(self, fd: int, mask: int) -> None:
         """Run what waits on one fd's readiness: reader/writer Handles or watchers."""
         if fd == self._waker_fd:
+            self._stats.io_events -= 1  # the pass counted every event; this one is the loop's
             self._waker.drain()
             return
         fds = self._fds
         entry = fds.get(fd)
         if entry is None:
+            self._stats.io_events -= 1
             return
         if not entry.events:
+            self._stats.io_events -= 1
             # Idle (lazily unregistered) and the fd has events nobody wants: drop it now.
             del fds[fd]
             self._poller.unregister(fd)
             return
-        stats = self._stats
         if mask & READ:
             reader = entry.reader
             if reader is not None:
-                t0 = stats.t_item = stats.t_last
                 if isinstance(reader, Handle):
                     self._run_io_handle(reader)
                 else:
                     self._dispatch(reader, True)
-                t1 = stats.t_last = _now()
-                stats.io_events += 1
-                if t1 - t0 >= self.slow_callback_duration:
-                    self._note_slow(reader, t1 - t0)
         if mask & WRITE:
             # Read entry.writer only now: the reader may have closed the fd's owner.
             writer = entry.writer
             if writer is not None:
-                t0 = stats.t_item = stats.t_last
                 if isinstance(writer, Handle):
                     self._run_io_handle(writer)
                 else:
                     self._dispatch(writer, False)
-                t1 = stats.t_last = _now()
-                stats.io_events += 1
-                if t1 - t0 >= self.slow_callback_duration:
-                    self._note_slow(writer, t1 - t0)
 
     def _note_slow(self, item: Any, duration: float) -> None:
         """Count and remember a callback or dispatch that ran ``duration`` >= the threshold,
@@ -528,16 +523,20 @@ class Loop:
     def _run_io_handle(self, handle: Handle) -> None:
         """Run an add_reader/add_writer callback at its place in the pass (I/O phase)."""
         if not handle._cancelled:
+            stats = self._stats
+            t0 = stats.t_item = stats.t_last
             if self._debug:
                 self._run_handle_debug(handle)
             else:
                 handle._run()
+            t1 = stats.t_last = _now()
+            if t1 - t0 >= self.slow_callback_duration:
+                self._note_slow(handle, t1 - t0)
 
     def _dispatch(self, watcher: IOWatcher, readable: bool) -> None:
         """Call a watcher inline; report (never propagate) what escapes it, as Handle._run."""
-        t0 = 0.0
-        if self._debug:
-            t0 = _now()
+        stats = self._stats
+        t0 = stats.t_item = stats.t_last
         try:
             if readable:
                 watcher._on_readable()
@@ -553,11 +552,14 @@ class Loop:
                     "exception": exc,
                 }
             )
-        if self._debug:
-            dt = _now() - t0
-            if dt >= self.slow_callback_duration:
+        t1 = stats.t_last = _now()
+        if t1 - t0 >= self.slow_callback_duration:
+            if self._debug:
                 what = "reading" if readable else "writing"
-                _logger().warning("Executing %r (%s) took %.3f seconds", watcher, what, dt)
+                _logger().warning(
+                    "Executing %r (%s) took %.3f seconds", watcher, what, t1 - t0
+                )
+            self._note_slow(watcher, t1 - t0)
 
     # ---------------------------------------------------------------- callbacks
 

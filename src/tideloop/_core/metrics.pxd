@@ -11,6 +11,7 @@ cdef double _LAG_CAP_SECONDS
 cpdef int lag_bucket(unsigned long long ns)
 
 
+@cython.final
 cdef class LoopStats:
     cdef public double active
     cdef public double idle

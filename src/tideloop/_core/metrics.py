@@ -53,22 +53,22 @@ def lag_bucket(ns: int) -> int:
     # bits = ns.bit_length(), by halving (Cython compiles this to a few C comparisons).
     bits = 1
     v = ns
-    if v >= 0x100000000:
+    if v >> 32:
         v >>= 32
         bits += 32
-    if v >= 0x10000:
+    if v >> 16:
         v >>= 16
         bits += 16
-    if v >= 0x100:
+    if v >> 8:
         v >>= 8
         bits += 8
-    if v >= 0x10:
+    if v >> 4:
         v >>= 4
         bits += 4
-    if v >= 0x4:
+    if v >> 2:
         v >>= 2
         bits += 2
-    if v >= 0x2:
+    if v >> 1:
         bits += 1
     shift = bits - 4  # ns >> shift is 8..15: the bucket within its power of two
     return shift * 8 + (ns >> shift)

@@ -32,6 +32,7 @@ cdef class StreamCore(TransportCore):
     cdef Py_ssize_t _recv_hint
 
     cpdef _read_ready(self)
+    @cython.locals(nread=Py_ssize_t)
     cdef _read_ready__data_received(self)
     @cython.locals(nbytes=Py_ssize_t)
     cpdef _read_ready__get_buffer(self)

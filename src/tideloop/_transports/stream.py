@@ -155,10 +155,11 @@ class StreamCore(TransportCore):
                 data = tideloop_recv_bytes_hint(  # noqa: F821
                     self._recv_state.rx, self._sock_fd, _MAX_SIZE, self._recv_hint
                 )
-                self._recv_hint = len(data)
+                self._recv_hint = nread = len(data)
             else:
                 data = self._sock.recv(_MAX_SIZE)
-            self._loop._stats.bytes_read += len(data)
+                nread = len(data)
+            self._loop._stats.bytes_read += nread
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
