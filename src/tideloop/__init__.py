@@ -13,11 +13,10 @@ what to use instead, ``hasattr(tideloop, "EventLoopPolicy")`` is False, and it i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import loop as _core_loop
 from ._eventloop import EventLoop, new_event_loop
-from ._metrics import LagHistogram, LoopMetrics, SlowCallback, metrics
 from ._version import __version__
 from .policy import POLICIES as _POLICIES
 from .runner import run
@@ -32,6 +31,11 @@ from .streams import (
 
 if _POLICIES:
     from .policy import EventLoopPolicy
+if TYPE_CHECKING:
+    from ._metrics import LagHistogram, LoopMetrics, SlowCallback, metrics
+
+# Imported on first use: the snapshot classes are dataclasses, ~5 ms to create at import.
+_METRICS_NAMES = ("LagHistogram", "LoopMetrics", "SlowCallback", "metrics")
 
 #: True when the Cython-compiled core is in use (fixed at install time).
 COMPILED: bool = not _core_loop.__file__.endswith((".py", ".pyc"))
@@ -39,6 +43,12 @@ COMPILED: bool = not _core_loop.__file__.endswith((".py", ".pyc"))
 
 def __getattr__(name: str) -> Any:
     # Only reached for names the module does not define (PEP 562).
+    if name in _METRICS_NAMES:
+        from . import _metrics
+
+        value = getattr(_metrics, name)
+        globals()[name] = value
+        return value
     if name == "EventLoopPolicy":
         from .policy import REMOVED_MESSAGE
 

@@ -2,6 +2,7 @@
 
     python -m tideloop app.py [args...]            like `python app.py [args...]`
     python -m tideloop -m package.module [args...] like `python -m package.module [args...]`
+    python -m tideloop --stats app.py [args...]    and print each loop's metrics at exit
     python -m tideloop --version
 
 The program runs as ``__main__`` exactly as the interpreter would run it (``runpy``, the
@@ -39,7 +40,7 @@ from types import TracebackType
 PROG = "python -m tideloop"
 
 USAGE = f"""\
-usage: {PROG} [-h] [--version] (script.py | -m module) [args ...]
+usage: {PROG} [-h] [--version] [--stats] (script.py | -m module) [args ...]
 
 Run an asyncio program on the tideloop event loop, unchanged: asyncio.run(),
 asyncio.Runner() and asyncio.new_event_loop() create tideloop loops.
@@ -52,6 +53,8 @@ arguments:
 options:
   -h, --help     show this help and exit
   --version      show tideloop's version and build mode, and exit
+  --stats        at exit, print a summary of each loop's metrics to stderr
+                 (utilization, lag percentiles, slowest callbacks)
 """
 
 
@@ -171,8 +174,12 @@ def _run_module(module: str, argv: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m tideloop`` (and of the ``tideloop`` command)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    stats = bool(args) and args[0] == "--stats"
+    if stats:
+        del args[0]
     try:
-        action, target, program_argv = _parse(sys.argv[1:] if argv is None else argv)
+        action, target, program_argv = _parse(args)
     except _UsageError as exc:
         print(USAGE.splitlines()[0], file=sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -185,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     assert target is not None
     install()
+    loops = _track_loops() if stats else None
     try:
         if action == "script":
             _run_script(target, program_argv)
@@ -198,6 +206,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         exc.with_traceback(_user_traceback(exc.__traceback__))
         sys.excepthook(type(exc), exc, exc.__traceback__)
         raise SystemExit(1) from None
+    finally:
+        if loops is not None:
+            _print_stats(loops)
+
+
+def _track_loops() -> list:
+    """The list every tideloop loop made from now on is appended to (kept alive to report)."""
+    from tideloop import _eventloop
+
+    loops: list = []
+    _eventloop._on_new_loop = loops.append
+    return loops
+
+
+def _print_stats(loops: list) -> None:
+    """Print the summary of each loop that ran, to stderr (the program owns stdout)."""
+    from tideloop._metrics import metrics, summary
+
+    ran = [loop for loop in loops if metrics(loop).passes]
+    if not ran:
+        print(f"{PROG} --stats: no tideloop loop ran", file=sys.stderr)
+    for n, loop in enumerate(ran, 1):
+        title = f"{PROG} --stats: loop {n} of {len(ran)}"
+        print(summary(metrics(loop), title), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._asyncgens import AsyncGenMixin
@@ -78,6 +79,8 @@ class EventLoop(  # type: ignore[misc]
         self._init_transports()
         self._init_asyncgens()
         self._init_signals()
+        if _on_new_loop is not None:
+            _on_new_loop(self)
 
     def _run_forever_setup(self) -> None:
         Loop._run_forever_setup(self)
@@ -107,6 +110,10 @@ class EventLoop(  # type: ignore[misc]
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()
+
+
+# Called with each new loop when set (``python -m tideloop --stats`` keeps them to report).
+_on_new_loop: Callable[[EventLoop], object] | None = None
 
 
 def new_event_loop(poller: str | None = None) -> EventLoop:

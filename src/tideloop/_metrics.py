@@ -16,7 +16,7 @@ from typing import Any
 
 from ._core.metrics import LAG_BUCKETS, LoopStats, lag_bucket_bounds
 
-__all__ = ["LagHistogram", "LoopMetrics", "SlowCallback", "metrics"]
+__all__ = ["LagHistogram", "LoopMetrics", "SlowCallback", "metrics", "summary"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class LagHistogram:
 
     ``counts[i]`` is the number of samples in bucket ``i`` (``bucket_bounds``); ``total`` their
     sum and ``max`` the largest, in seconds. Percentiles are read from the buckets: each is the
-    top of its bucket, at most 1/8 above the true sample and never above ``max``.
+    largest value its bucket holds (whole nanoseconds), at most 1/8 above the true sample and
+    never above ``max``.
     """
 
     counts: tuple[int, ...]
@@ -49,7 +50,7 @@ class LagHistogram:
         for index, n in enumerate(self.counts):
             seen += n
             if seen >= rank:
-                return min(lag_bucket_bounds(index)[1] * 1e-9, self.max)
+                return min((lag_bucket_bounds(index)[1] - 1) * 1e-9, self.max)
         return self.max  # unreachable while count == sum(counts)
 
     def buckets(self) -> list[tuple[float, float, int]]:
@@ -72,8 +73,8 @@ class LagHistogram:
     def __sub__(self, earlier: LagHistogram) -> LagHistogram:
         """The samples taken between ``earlier`` and this one (of the same loop).
 
-        Counts and the total subtract exactly; an interval's ``max`` is the top of its highest
-        non-empty bucket, capped by this histogram's ``max`` (the exact figure is not kept).
+        Counts and the total subtract exactly; an interval's ``max`` is the largest value of its
+        highest non-empty bucket, capped by this histogram's ``max`` (the exact one is not kept).
         """
         if not isinstance(earlier, LagHistogram):
             return NotImplemented
@@ -83,7 +84,7 @@ class LagHistogram:
         top = 0.0
         for index in range(len(counts) - 1, -1, -1):
             if counts[index]:
-                top = min(lag_bucket_bounds(index)[1] * 1e-9, self.max)
+                top = min((lag_bucket_bounds(index)[1] - 1) * 1e-9, self.max)
                 break
         return LagHistogram(counts, self.count - earlier.count, self.total - earlier.total, top)
 
@@ -190,6 +191,7 @@ def metrics(loop: Any = None) -> LoopMetrics:
             idle += now - stats.t_last
         else:
             active += now - stats.t_mark
+    counts, count, total_ns, max_ns = stats.lag_state()
     return LoopMetrics(
         time=now,
         active=active,
@@ -198,12 +200,7 @@ def metrics(loop: Any = None) -> LoopMetrics:
         callbacks=stats.callbacks,
         io_events=stats.io_events,
         timers=stats.timers,
-        lag=LagHistogram(
-            tuple(stats.lag_array),
-            stats.lag_count,
-            stats.lag_sum_ns * 1e-9,
-            stats.lag_max_ns * 1e-9,
-        ),
+        lag=LagHistogram(counts, count, total_ns * 1e-9, max_ns * 1e-9),
         slow_callbacks=stats.slow_count,
         slow_callback_duration=loop.slow_callback_duration,
         recent_slow_callbacks=tuple(SlowCallback(*s) for s in list(stats.slow_recent)),
@@ -213,3 +210,36 @@ def metrics(loop: Any = None) -> LoopMetrics:
         bytes_written=stats.bytes_written,
         _loop_id=id(loop),
     )
+
+
+def _seconds(value: float) -> str:
+    """A duration for people: 850 ns, 12.3 us, 4.56 ms, 1.23 s."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value * 1e9:.0f} ns"
+
+
+def summary(m: LoopMetrics, title: str = "loop") -> str:
+    """A one-screen summary of a snapshot (what ``python -m tideloop --stats`` prints)."""
+    lag = m.lag
+    lines = [
+        f"{title}: {_seconds(m.active + m.idle)} in run_forever",
+        f"  utilization  {m.utilization:.1%}  (active {_seconds(m.active)}, "
+        f"idle {_seconds(m.idle)})",
+        f"  passes       {m.passes:,}  callbacks {m.callbacks:,}  I/O events {m.io_events:,}"
+        f"  timers {m.timers:,}",
+        f"  lag          p50 {_seconds(lag.percentile(50))}  p90 {_seconds(lag.percentile(90))}"
+        f"  p99 {_seconds(lag.percentile(99))}  max {_seconds(lag.max)}"
+        f"  (mean {_seconds(lag.mean)} over {lag.count:,} passes)",
+        f"  slow         {m.slow_callbacks:,} callbacks of {_seconds(m.slow_callback_duration)}"
+        " or more" + ("; the last ones, slowest first:" if m.recent_slow_callbacks else ""),
+    ]
+    for s in sorted(m.recent_slow_callbacks, key=lambda s: -s.duration):
+        what = s.callback if len(s.callback) <= 90 else s.callback[:87] + "..."
+        lines.append(f"    {_seconds(s.duration):>9}  {what}")
+    lines.append(
+        f"  transports   {m.transports:,} open ({m.connections:,} connections);"
+        f" read {m.bytes_read:,} B, written {m.bytes_written:,} B"
+    )
+    return "\n".join(lines)

@@ -253,3 +253,39 @@ def test_missing_module_exits_1(tmp_path: Path) -> None:
     result = run_tideloop("-m", "no_such_module_here", cwd=tmp_path)
     assert result.returncode == 1
     assert "No module named no_such_module_here" in result.stderr
+
+
+STATS_PROGRAM = """\
+import asyncio, sys, time
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.slow_callback_duration = 0.05
+    loop.call_soon(time.sleep, 0.08)
+    for _ in range(5):
+        await asyncio.sleep(0.001)
+    print("done")
+
+asyncio.run(main())
+sys.exit(3)
+"""
+
+
+def test_stats_prints_each_loops_summary_at_exit(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", STATS_PROGRAM)
+    result = run_tideloop("--stats", script, "arg", cwd=tmp_path)
+    assert result.returncode == 3  # the program's own exit status, stats or not
+    assert result.stdout == "done\n"  # the summary goes to stderr
+    err = result.stderr
+    assert "--stats: loop 1 of 1" in err
+    assert "utilization" in err and "p99" in err
+    assert "1 callbacks of 50 ms or more" in err
+    assert "<Handle sleep(0.08)>" in err
+    assert "timers 5" in err
+
+
+def test_stats_with_no_loop(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", "print('no loop')\n")
+    result = run_tideloop("--stats", script, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "no tideloop loop ran" in result.stderr

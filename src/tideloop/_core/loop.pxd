@@ -28,7 +28,8 @@ cdef bint _NATIVE
 cdef bint _NATIVE_CLOCK
 
 # inline: read after every callback (Cython warns that declarations are not inlined; it is)
-cdef inline double _now()
+cdef inline double _now() noexcept
+cdef double _py_now() noexcept
 
 
 cdef class FdEntry:

@@ -94,9 +94,17 @@ _NATIVE_CLOCK = _NATIVE and _have_native_clock()
 
 
 def _now() -> float:
-    """The loop's clock: time.monotonic(), read straight from clock_gettime when compiled."""
+    """The loop's clock: time.monotonic(), read straight from clock_gettime when compiled.
+
+    Read after every callback (the metrics, _core/metrics.py), so in the compiled build it is
+    a C inline function whose only call is the clock's; the Python fallback stays out of it.
+    """
     if _NATIVE_CLOCK:
         return tideloop_monotonic()  # noqa: F821  (compiled build only)
+    return _py_now()
+
+
+def _py_now() -> float:
     return _monotonic()
 
 
@@ -432,7 +440,10 @@ class Loop:
             if stats.t_item >= 0.0:
                 if stats.t_item - now > timer_lag:
                     timer_lag = stats.t_item - now
-                stats.record_lag(timer_lag)
+                if timer_lag > 0.0:
+                    stats.record_lag(timer_lag)
+                else:
+                    stats.lag_zeros += 1
         finally:
             stats.callbacks += ran
             # Normally everything ran. If SystemExit/KeyboardInterrupt escaped a callback, the

@@ -24,6 +24,7 @@ cdef class LoopStats:
     cdef public unsigned long long io_events
     cdef public unsigned long long timers
     cdef public unsigned long long lag_count
+    cdef public unsigned long long lag_zeros
     cdef public unsigned long long lag_sum_ns
     cdef public unsigned long long lag_max_ns
     cdef unsigned long long[::1] lag_counts

@@ -25,7 +25,9 @@ power of two (a bucket is at most 1/8 of its lower bound wide); values from 2**4
 18 minutes) up share the last bucket. ``lag_bucket`` is the one mapping, used by both builds.
 
 Invariant: ``lag_count`` is the sum of ``lag_counts``; ``lag_sum_ns`` the sum of the recorded
-(clamped) samples; ``lag_max_ns`` the largest.
+(clamped) samples; ``lag_max_ns`` the largest. Samples of 0 (the common case: a pass whose one
+item waited for nothing) are only counted, in ``lag_zeros``, not in ``lag_counts[0]``:
+``lag_state()`` adds them back.
 Invariant: ``transports`` counts transport cores made on this loop that have not yet called
 their protocol's ``connection_lost`` (``connections``: those that are stream connections).
 """
@@ -98,6 +100,7 @@ class LoopStats:
         "io_events",
         "timers",
         "lag_count",
+        "lag_zeros",
         "lag_sum_ns",
         "lag_max_ns",
         "lag_counts",
@@ -123,6 +126,7 @@ class LoopStats:
         self.io_events = 0
         self.timers = 0
         self.lag_count = 0
+        self.lag_zeros = 0
         self.lag_sum_ns = 0
         self.lag_max_ns = 0
         # One array, seen through a typed memoryview in the compiled build (lag_counts).
@@ -139,8 +143,9 @@ class LoopStats:
     def record_lag(self, seconds: float) -> None:
         """Add one lag sample (negative and NaN count as 0, huge ones as LAG_CAP_NS)."""
         if not seconds > 0.0:
-            ns = 0
-        elif seconds >= _LAG_CAP_SECONDS:
+            self.lag_zeros += 1
+            return
+        if seconds >= _LAG_CAP_SECONDS:
             ns = _LAG_CAP
         else:
             ns = int(seconds * 1e9)
@@ -149,3 +154,9 @@ class LoopStats:
         self.lag_sum_ns += ns
         if ns > self.lag_max_ns:
             self.lag_max_ns = ns
+
+    def lag_state(self) -> tuple[tuple[int, ...], int, int, int]:
+        """(counts per bucket, number of samples, their sum and max in ns), zeros included."""
+        counts = list(self.lag_array)
+        counts[0] += self.lag_zeros
+        return tuple(counts), self.lag_count + self.lag_zeros, self.lag_sum_ns, self.lag_max_ns

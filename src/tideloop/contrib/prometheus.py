@@ -98,6 +98,6 @@ class LoopCollector(Collector):
             ("slow_callback_duration_seconds", "The slow-callback threshold.",
              m.slow_callback_duration),
         ):
-            family = GaugeMetricFamily(ns + suffix, doc, labels=names)
-            family.add_metric(values, value)
-            yield family
+            gauge = GaugeMetricFamily(ns + suffix, doc, labels=names)
+            gauge.add_metric(values, value)
+            yield gauge
