@@ -182,15 +182,13 @@ def metrics(loop: Any = None) -> LoopMetrics:
     if not isinstance(stats, LoopStats):
         raise TypeError(f"tideloop.metrics() needs a tideloop event loop, got {loop!r}")
     now = loop.time()
-    active = stats.active
+    elapsed = stats.elapsed
     idle = stats.idle
     if loop.is_running():
-        # The span since the last reading: waiting if the loop sits in a poll, else working.
-        if stats.in_poll:
-            active += stats.t_last - stats.t_mark
+        elapsed += now - stats.t_run
+        if stats.in_poll:  # waiting now, since the end of the last item
             idle += now - stats.t_last
-        else:
-            active += now - stats.t_mark
+    active = max(0.0, elapsed - idle)  # rounding, or a wait just ended seen from a thread
     counts, count, total_ns, max_ns = stats.lag_state()
     return LoopMetrics(
         time=now,

@@ -195,18 +195,16 @@ class Loop:
         # Looked up per call, not cached: asyncio's tests swap in the pure-Python version.
         _events._set_running_loop(self)
         stats = self._stats
-        stats.t_mark = stats.t_last = _now()
+        stats.t_run = stats.t_last = _now()
 
     def _run_forever_cleanup(self) -> None:
         stats = self._stats
         now = _now()
         if stats.in_poll:  # the poll raised (KeyboardInterrupt in select, say)
             stats.in_poll = False
-            stats.active += stats.t_last - stats.t_mark
             stats.idle += now - stats.t_last
-        else:
-            stats.active += now - stats.t_mark
-        stats.t_mark = stats.t_last = now
+        stats.elapsed += now - stats.t_run
+        stats.t_last = now
         self._stopping = False
         self._thread_id = None
         _events._set_running_loop(None)
@@ -344,7 +342,8 @@ class Loop:
         nevents = 0
         may_block = timeout != 0.0
         if may_block or self._fds:
-            stats.in_poll = may_block
+            if may_block:
+                stats.in_poll = True
             if epoll is not None:
                 if timeout < 0.0:
                     timeout_ms = -1
@@ -357,19 +356,22 @@ class Loop:
             else:
                 events = self._poller.poll(timeout if timeout >= 0.0 else None)
                 nevents = len(events)
-            stats.in_poll = False
         # else: callbacks are ready and no fd is watched, so a zero-timeout poll could only
         # report the waker, which the next blocking poll drains anyway: skip the syscall.
 
-        # The pass's one clock reading of its own (each item run reads it once more, after).
-        # A poll that may block was idle from the end of the last item; the rest is active.
-        now = _now()
+        # The pass's start, "now" (see _core/metrics.py): a poll that may block was idle from
+        # the end of the last item, and is read after; the clock is read too when timers wait
+        # (to take the due ones, as asyncio does). Otherwise the pass starts where the last
+        # item ended: a zero-timeout poll's microseconds go to the first item run.
         if may_block:
-            stats.active += stats.t_last - stats.t_mark
+            stats.in_poll = False
+            now = _now()
             stats.idle += now - stats.t_last
+            stats.t_last = now
+        elif scheduled:
+            now = stats.t_last = _now()
         else:
-            stats.active += now - stats.t_mark
-        stats.t_mark = stats.t_last = now
+            now = stats.t_last
         stats.t_item = -1.0  # no item yet (the clock is never negative)
         stats.passes += 1
         stats.io_events += nevents  # less the waker's and stale ones (_process_event)

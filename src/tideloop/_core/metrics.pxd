@@ -13,9 +13,9 @@ cpdef int lag_bucket(unsigned long long ns)
 
 @cython.final
 cdef class LoopStats:
-    cdef public double active
+    cdef public double elapsed
+    cdef public double t_run
     cdef public double idle
-    cdef public double t_mark
     cdef public double t_last
     cdef public double t_item
     cdef public bint in_poll

@@ -4,16 +4,17 @@ The loop core updates a ``LoopStats`` from its pass (``_core/loop.py``); the tra
 their bytes and their opening and closing; ``tideloop/metrics.py`` turns it into immutable
 snapshots. Everything here is a C field in the compiled build (``metrics.pxd``).
 
-Time. The loop reads its clock (``loop.time()``'s) once when a poll returns and once after each
-callback or I/O dispatch, never per call_soon. Each reading closes a span:
+Time. The loop reads its clock (``loop.time()``'s) after each callback, I/O dispatch or timer
+it runs, after a poll that could block, and where asyncio does (due timers); never per
+call_soon, and not at all for a pass that only runs ready callbacks.
 
-- ``t_mark`` is the pass's start (the last poll's return); ``t_last`` the end of the last thing
-  the loop ran (or ``t_mark``); ``t_item`` the start of the last thing it ran.
-- A poll that may block (timeout not 0) is idle from ``t_last`` to its return; everything else
-  the loop does while ``run_forever`` runs is active. So ``active + idle`` is the time spent
-  in ``run_forever``, up to the last reading.
+- ``t_last`` is the end of the last thing the loop ran (or of its last blocking poll);
+  ``t_item`` the start of the last thing it ran (-1 before a pass's first).
 - A callback or dispatch runs from ``t_last`` to the reading after it: that is its duration,
   compared with the loop's ``slow_callback_duration``.
+- ``idle`` sums the polls that could block (timeout not 0), each from ``t_last`` to its return.
+  ``elapsed`` sums the time in completed ``run_forever`` calls, ``t_run`` is when the current
+  one began; active time is elapsed time less idle (``_metrics.metrics``).
 
 Lag. One sample per pass that ran anything: how long the pass's most delayed item waited,
 i.e. the later of (the start of its last item minus the pass's start) and, for each timer it
@@ -89,9 +90,9 @@ class LoopStats:
     """A loop's counters (see the module docstring). Only the loop's thread writes them."""
 
     __slots__ = (
-        "active",
+        "elapsed",
+        "t_run",
         "idle",
-        "t_mark",
         "t_last",
         "t_item",
         "in_poll",
@@ -115,9 +116,9 @@ class LoopStats:
     )
 
     def __init__(self) -> None:
-        self.active = 0.0
+        self.elapsed = 0.0
+        self.t_run = 0.0
         self.idle = 0.0
-        self.t_mark = 0.0
         self.t_last = 0.0
         self.t_item = 0.0
         self.in_poll = False
