@@ -35,6 +35,8 @@ cdef double _py_now() noexcept
 cdef class FdEntry:
     cdef public object reader
     cdef public object writer
+    cdef public IOWatcher rwatch
+    cdef public IOWatcher wwatch
     cdef public int events
 
 
@@ -73,7 +75,7 @@ cdef class Loop:
 
     cdef _run_handle_debug(self, Handle handle)
 
-    @cython.locals(entry=FdEntry, fds=dict)
+    @cython.locals(entry=FdEntry, fds=dict, watcher=IOWatcher)
     cdef _process_event(self, int fd, int mask)
     @cython.locals(stats=LoopStats)
     cdef _note_slow(self, object item, double duration)

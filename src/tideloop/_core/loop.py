@@ -126,13 +126,19 @@ def _run_until_complete_cb(fut: Any) -> None:
 
 
 class FdEntry:
-    """What the loop watches one fd for: a reader and a writer, each a Handle or an IOWatcher."""
+    """What the loop watches one fd for: a reader and a writer, each a Handle or an IOWatcher.
 
-    __slots__ = ("reader", "writer", "events")
+    Invariant: ``rwatch`` is ``reader`` when that is an IOWatcher, else None (``wwatch``
+    likewise): typed once when set, so dispatching an event needs no type test.
+    """
+
+    __slots__ = ("reader", "writer", "rwatch", "wwatch", "events")
 
     def __init__(self) -> None:
         self.reader = None
         self.writer = None
+        self.rwatch = None
+        self.wwatch = None
         self.events = 0
 
 
@@ -488,20 +494,18 @@ class Loop:
             self._poller.unregister(fd)
             return
         if mask & READ:
-            reader = entry.reader
-            if reader is not None:
-                if isinstance(reader, Handle):
-                    self._run_io_handle(reader)
-                else:
-                    self._dispatch(reader, True)
+            watcher = entry.rwatch
+            if watcher is not None:
+                self._dispatch(watcher, True)
+            elif entry.reader is not None:
+                self._run_io_handle(entry.reader)
         if mask & WRITE:
-            # Read entry.writer only now: the reader may have closed the fd's owner.
-            writer = entry.writer
-            if writer is not None:
-                if isinstance(writer, Handle):
-                    self._run_io_handle(writer)
-                else:
-                    self._dispatch(writer, False)
+            # Read the writer only now: the reader may have closed the fd's owner.
+            watcher = entry.wwatch
+            if watcher is not None:
+                self._dispatch(watcher, False)
+            elif entry.writer is not None:
+                self._run_io_handle(entry.writer)
 
     def _note_slow(self, item: Any, duration: float) -> None:
         """Count and remember a callback or dispatch that ran ``duration`` >= the threshold,
@@ -791,6 +795,7 @@ class Loop:
             if isinstance(entry.reader, Handle):
                 entry.reader.cancel()
         entry.reader = handle
+        entry.rwatch = None if isinstance(handle, Handle) else handle
 
     def _add_writer(self, fd: int, handle: Any) -> None:
         """Watch fd for writing with a Handle (queued) or an IOWatcher (called inline)."""
@@ -808,6 +813,7 @@ class Loop:
             if isinstance(entry.writer, Handle):
                 entry.writer.cancel()
         entry.writer = handle
+        entry.wwatch = None if isinstance(handle, Handle) else handle
 
     def _remove_reader(self, fd: int) -> bool:
         if self._closed:
@@ -817,7 +823,7 @@ class Loop:
             return False
         if isinstance(entry.reader, Handle):
             entry.reader.cancel()
-        entry.reader = None
+        entry.reader = entry.rwatch = None
         self._drop_events(fd, entry, READ)
         return True
 
@@ -829,7 +835,7 @@ class Loop:
             return False
         if isinstance(entry.writer, Handle):
             entry.writer.cancel()
-        entry.writer = None
+        entry.writer = entry.wwatch = None
         self._drop_events(fd, entry, WRITE)
         return True
 
