@@ -171,7 +171,9 @@ class Loop:
         self._waker_fd = self._waker.fileno()
         self._poller.register(self._waker_fd, READ)
         # What tideloop.metrics() reports; see _core/metrics.py for when the clock is read.
+        # run_forever() restarts t_last; set here too for those who call _run_once() directly.
         self._stats = LoopStats()
+        self._stats.t_last = _now()
 
     def __repr__(self) -> str:
         return (
