@@ -9,6 +9,17 @@ from .timers cimport heap_pop, heap_push
 from .watcher cimport IOWatcher
 from .waker cimport Waker
 
+# `del ready[:n]` as one C call: Cython's generic slice deletion builds a slice object and goes
+# through the mapping protocol (~570 instructions a pass on a short list, ~150 this way).
+# Atomic under the GIL like the statement it replaces (see loop.py's ready-queue invariant).
+cdef extern from *:
+    """
+    static CYTHON_INLINE int tideloop_del_head(PyObject *list, Py_ssize_t n) {
+        return PyList_SetSlice(list, 0, n, NULL);
+    }
+    """
+    int tideloop_del_head(list lst, Py_ssize_t n) except -1
+
 cdef int _MIN_SCHEDULED_TIMER_HANDLES
 cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
 cdef double MAXIMUM_SELECT_TIMEOUT

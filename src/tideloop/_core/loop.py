@@ -460,7 +460,10 @@ class Loop:
             # queued handles and due timers after it stay queued, in order, as in asyncio
             # (unprocessed I/O events are level-triggered and come back on the next poll).
             if i:
-                del ready[:i]
+                if _NATIVE:
+                    tideloop_del_head(ready, i)  # noqa: F821  (loop.pxd; compiled build only)
+                else:
+                    del ready[:i]
             if timers is not None and t < len(timers):
                 ready[ntodo - i : ntodo - i] = timers[t:]
         handle = None  # Needed to break cycles when an exception occurs.
