@@ -201,7 +201,7 @@ def test_active_plus_idle_is_time_in_run_forever(loop):
     t1 = loop.time()
     m = tideloop.metrics(loop)
     # Everything from run_forever's start to its end is one or the other.
-    assert 0.0 <= (t1 - t0) - (m.active + m.idle) < 0.01
+    assert 0.0 <= (t1 - t0) - (m.active + m.idle) < 0.05  # only run_forever's own edges
     assert m.active >= 0.05  # the sleeping callback
     assert m.idle >= 0.05  # the waits before each timer
 
@@ -329,7 +329,7 @@ def test_slow_io_dispatch_names_the_transport(loop):
 
 
 def test_hook_errors_go_to_the_exception_handler(loop):
-    loop.slow_callback_duration = 0.01
+    loop.slow_callback_duration = 0.05
     errors = []
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
 
@@ -339,11 +339,12 @@ def test_hook_errors_go_to_the_exception_handler(loop):
     loop.set_slow_callback_hook(hook)
     assert loop.get_slow_callback_hook() is hook
     ran = []
-    run_callbacks(loop, lambda: time.sleep(0.02), lambda: ran.append(1))
+    run_callbacks(loop, lambda: time.sleep(0.1), lambda: ran.append(1))
     assert ran == [1]  # the pass went on
-    (ctx,) = errors
-    assert isinstance(ctx["exception"], ZeroDivisionError)
-    assert "slow callback hook" in ctx["message"]
+    # One report per slow callback: the sleeping one (and, on a starved machine, maybe more).
+    assert errors and all(isinstance(c["exception"], ZeroDivisionError) for c in errors)
+    assert "slow callback hook" in errors[0]["message"]
+    assert "lambda" in repr(errors[0]["handle"])  # the sleeping callback's Handle
     loop.set_slow_callback_hook(None)
     assert loop.get_slow_callback_hook() is None
     with pytest.raises(TypeError):
