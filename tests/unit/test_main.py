@@ -280,7 +280,7 @@ def test_stats_prints_each_loops_summary_at_exit(tmp_path: Path) -> None:
     assert "--stats: loop 1 of 1" in err
     assert "utilization" in err and "p99" in err
     assert "1 callbacks of 50 ms or more" in err
-    assert "<Handle sleep(0.08)" in err  # (in debug mode: "... created at app.py:6>")
+    assert "<Handle sleep(" in err  # the args and "created at" vary by version and debug mode
     assert "timers 5" in err
 
 
