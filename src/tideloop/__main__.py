@@ -224,12 +224,11 @@ def _print_stats(loops: list) -> None:
     """Print the summary of each loop that ran, to stderr (the program owns stdout)."""
     from tideloop._metrics import metrics, summary
 
-    ran = [loop for loop in loops if metrics(loop).passes]
+    ran = [m for m in map(metrics, loops) if m.passes]
     if not ran:
         print(f"{PROG} --stats: no tideloop loop ran", file=sys.stderr)
-    for n, loop in enumerate(ran, 1):
-        title = f"{PROG} --stats: loop {n} of {len(ran)}"
-        print(summary(metrics(loop), title), file=sys.stderr)
+    for n, m in enumerate(ran, 1):
+        print(summary(m, f"{PROG} --stats: loop {n} of {len(ran)}"), file=sys.stderr)
 
 
 if __name__ == "__main__":
