@@ -5,10 +5,12 @@
     python -m tideloop --stats app.py [args...]    and print each loop's metrics at exit
     python -m tideloop --version
 
-The program runs as ``__main__`` exactly as the interpreter would run it (``runpy``, the
-same machinery ``python`` uses): ``sys.argv`` is the program's own, ``sys.path[0]`` is the
-script's directory (or, for ``-m``, the current directory), ``if __name__ == "__main__":``
-blocks run, and the exit code is the program's (``SystemExit`` propagates untouched).
+The program runs as ``__main__`` exactly as the interpreter would run it: ``sys.argv`` is
+what ``python`` would give (``argv[0]`` the script as typed, or for ``-m`` the module's file),
+``sys.path[0]`` is the script's directory (or, for ``-m``, the current directory),
+``if __name__ == "__main__":`` blocks run, the exit status is the program's (``SystemExit``
+propagates untouched; an uncaught KeyboardInterrupt ends the process by SIGINT), and an
+uncaught exception's traceback shows the program's frames, none of tideloop's or runpy's.
 
 How the loop is swapped in, before the program starts, so that every loop asyncio creates on
 the program's behalf -- ``asyncio.run()``, ``asyncio.Runner()``, ``asyncio.new_event_loop()``
@@ -31,9 +33,15 @@ the program's behalf -- ``asyncio.run()``, ``asyncio.Runner()``, ``asyncio.new_e
 from __future__ import annotations
 
 import asyncio
+import builtins
+import importlib.machinery
+import importlib.util
+import io
+import marshal
 import os
 import runpy
 import sys
+import types
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -63,9 +71,21 @@ class _UsageError(Exception):
 
 
 def version_string() -> str:
+    """``tideloop VERSION (compiled)``, or ``(pure Python...)`` with why where we know it."""
     import tideloop
 
-    mode = "compiled" if tideloop.COMPILED else "pure Python"
+    if tideloop.COMPILED:
+        mode = "compiled"
+    elif sys.implementation.name == "pypy":
+        mode = "pure Python: always on PyPy"
+    else:
+        # setup.py leaves this note when compiling failed and the install fell back.
+        note = os.path.join(os.path.dirname(tideloop.__file__), "BUILD_FALLBACK.txt")
+        try:
+            with open(note, encoding="utf-8") as f:
+                mode = f"pure Python: {f.read().strip()}"
+        except OSError:
+            mode = "pure Python"
     return f"tideloop {tideloop.__version__} ({mode})"
 
 
@@ -119,13 +139,56 @@ def _parse(argv: Sequence[str]) -> tuple[str, str | None, list[str]]:
     return "script", arg, [arg, *args]
 
 
-def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
-    """Drop the leading frames of this file and runpy, as `python app.py` would show none."""
-    # Compare code objects' file names: runpy's may be "<frozen runpy>", not runpy.__file__.
-    skip = {_user_traceback.__code__.co_filename, runpy.run_path.__code__.co_filename}
-    while tb is not None and tb.tb_frame.f_code.co_filename in skip:
+def _user_traceback(tb: TracebackType | None, module: bool) -> TracebackType | None:
+    """The traceback ``python`` itself would show: this file's frames and runpy's dropped.
+
+    An uncaught exception's traceback starts with the launcher's frames (runpy's two for
+    ``python -m tideloop``, the script's one for the ``tideloop`` command), then this file's,
+    then, for ``-m module``, runpy's again, then the program's. ``python app.py`` shows none
+    before the program's; ``python -m module`` shows runpy's two launcher frames, so those
+    are kept for ``-m``. Frames are never edited, only relinked (new ``TracebackType``
+    objects), so the program's part is exactly as raised.
+    """
+    entries: list[TracebackType] = []
+    while tb is not None:
+        entries.append(tb)
         tb = tb.tb_next
-    return tb
+    here = _user_traceback.__code__.co_filename
+    # Compare code objects' file names: runpy's may be "<frozen runpy>", not runpy.__file__.
+    ours = {here, runpy.run_path.__code__.co_filename}
+    files = [e.tb_frame.f_code.co_filename for e in entries]
+    if here not in files:
+        return entries[0] if entries else None
+    first = files.index(here)
+    end = first
+    while end < len(entries) and files[end] in ours:
+        end += 1
+    launcher = entries[:first]
+    kept = launcher if module and all(f in ours for f in files[:first]) else []
+    result = entries[end] if end < len(entries) else None
+    for e in reversed(kept):
+        result = TracebackType(result, e.tb_frame, e.tb_lasti, e.tb_lineno)
+    return result
+
+
+def _trim_uncaught(module: bool) -> None:
+    """Make the interpreter's report of the uncaught exception show the program's frames.
+
+    The exception propagates (the interpreter prints it and picks the exit status, 1 or,
+    for KeyboardInterrupt, death by SIGINT, as for ``python app.py``); this wraps whatever
+    ``sys.excepthook`` the program leaves so that it gets the trimmed traceback. The default
+    hook prints ``exc.__traceback__``, not its argument: that is trimmed in place too.
+    """
+    hook = sys.excepthook
+
+    def excepthook(typ: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        sys.excepthook = hook
+        if tb is exc.__traceback__:
+            tb = _user_traceback(tb, module)
+            exc.with_traceback(tb)
+        hook(typ, exc, tb)
+
+    sys.excepthook = excepthook
 
 
 def _run_script(path: str, argv: list[str]) -> None:
@@ -143,7 +206,7 @@ def _run_script(path: str, argv: list[str]) -> None:
         # said to put none), and __file__ is absolute (3.9+).
         if not sys.flags.safe_path:
             sys.path[0] = os.path.dirname(os.path.realpath(path))
-        runpy.run_path(os.path.abspath(path), run_name="__main__")
+        _exec_file(path)
     else:
         # A directory or zip file with __main__.py: run_path() puts it first on sys.path.
         if not sys.flags.safe_path:
@@ -151,25 +214,66 @@ def _run_script(path: str, argv: list[str]) -> None:
         runpy.run_path(path, run_name="__main__")
 
 
-def _run_module(module: str, argv: list[str]) -> None:
-    import importlib.util
+def _exec_file(path: str) -> None:
+    """Run a source (or .pyc) file as ``__main__``, as ``python path`` does.
 
+    Not ``runpy.run_path()``: that sets ``sys.argv[0]`` to the absolute path, where
+    ``python app.py`` keeps ``app.py`` as given, and it puts the previous ``__main__`` back
+    afterwards, where ``python`` leaves the program's module there (for atexit handlers,
+    pickle and multiprocessing, which look names up in ``sys.modules["__main__"]``).
+    The code is compiled with ``dont_inherit``: this file's ``from __future__`` imports
+    must not reach the program.
+    """
+    filename = os.path.abspath(path)
+    with io.open_code(filename) as f:
+        data = f.read()
+    if data[:4] == importlib.util.MAGIC_NUMBER:
+        code = marshal.loads(data[16:])  # a .pyc: 16-byte header (PEP 552), then the code
+    else:
+        code = compile(data, filename, "exec", dont_inherit=True)
+    module = types.ModuleType("__main__")
+    module.__dict__.update(
+        __file__=filename,
+        __cached__=None,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", filename),
+        __spec__=None,
+        __package__=None,
+        __builtins__=builtins,
+    )
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)
+
+
+def _run_module(module: str, argv: list[str]) -> None:
     # `python -m module` puts the current directory first on sys.path. `python -m tideloop`
     # already did; the `tideloop` command put its bin directory there instead.
     if not sys.flags.safe_path:
         sys.path[0] = os.getcwd()
 
+    # runpy's own lookup, as `python -m` uses it (pdb and cProfile use it too): the same
+    # packages-run-their-__main__ rule and the same error messages. Not run_module(): that
+    # puts the previous __main__ back afterwards, where `python -m` leaves the program's.
+    class NotFound(Exception):
+        pass
+
     try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as exc:
-        spec, error = None, f"{type(exc).__name__}: {exc}"
-    else:
-        error = f"No module named {module}"
-    if spec is None:
-        print(f"{sys.executable}: {error}", file=sys.stderr)
-        raise SystemExit(1)
-    sys.argv[:] = argv
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+        _, spec, code = runpy._get_module_details(module, NotFound)  # type: ignore[attr-defined]
+    except NotFound as exc:
+        print(f"{sys.executable}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    sys.argv[:] = [spec.origin, *argv[1:]]
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __doc__=None,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+        __builtins__=builtins,
+    )
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -198,14 +302,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             _run_script(target, program_argv)
         else:
             _run_module(target, program_argv)
-    except Exception as exc:
-        # Report the program's own failure as the interpreter would: its traceback (through
-        # sys.excepthook, which the program may have replaced) and exit status 1.
-        # SystemExit and KeyboardInterrupt propagate to the interpreter unchanged.
-        # The default hook prints exc.__traceback__ (not its tb argument): trim it in place.
-        exc.with_traceback(_user_traceback(exc.__traceback__))
-        sys.excepthook(type(exc), exc, exc.__traceback__)
-        raise SystemExit(1) from None
+    except SystemExit:
+        raise
+    except BaseException:
+        # The interpreter reports it, as for `python app.py`; only our frames go.
+        _trim_uncaught(module=action == "module")
+        raise
     finally:
         if loops is not None:
             _print_stats(loops)

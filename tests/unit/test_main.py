@@ -213,10 +213,74 @@ def test_uncaught_exception_exits_1_with_the_programs_traceback(tmp_path: Path) 
     assert "__main__.py" not in result.stderr
 
 
+# Programs that end in each way a program can; each prints what it sees first.
+ENDINGS = {
+    "returns": "print('done')",
+    "exit-3": "sys.exit(3)",
+    "exit-message": "sys.exit('bye')",
+    "raises-chained": """\
+        def f():
+            try:
+                {}['key']
+            except KeyError:
+                raise ValueError('boom')
+        f()""",
+    "sigint": """\
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)""",
+    "raises-keyboardinterrupt": "raise KeyboardInterrupt",
+    "os-exit": "sys.stdout.flush(); os._exit(4)",
+    "atexit-sees-main": """\
+        import atexit
+        VALUE = 5
+        atexit.register(lambda: print('atexit', sys.modules['__main__'].VALUE))
+        raise RuntimeError('after registering')""",
+    "syntax-error": "def f(:",
+}
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_ends_as_python_does(tmp_path: Path, ending: str, how: str) -> None:
+    """stdout, stderr (tracebacks included) and exit status match plain ``python``'s."""
+    if how == "module" and ending == "syntax-error":
+        pytest.skip("python -m reports a module's syntax error through runpy's frames")
+    body = textwrap.dedent(ENDINGS[ending])
+    write(
+        tmp_path / "app.py",
+        f"import os, sys\nprint(sys.argv, __file__, __name__, __loader__ is None)\n{body}\n",
+    )
+    target = ("app.py",) if how == "script" else ("-m", "app")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    plain = subprocess.run(
+        [sys.executable, *target, "x"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    ours = run_tideloop(*target, "x", cwd=tmp_path)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        plain.returncode,
+        plain.stdout,
+        plain.stderr,
+    )
+    assert "tideloop" not in ours.stderr
+
+
 def test_version(tmp_path: Path) -> None:
     result = run_tideloop("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    mode = "compiled" if tideloop.COMPILED else "pure Python"
+    if tideloop.COMPILED:
+        mode = "compiled"
+    elif sys.implementation.name == "pypy":
+        mode = "pure Python: always on PyPy"
+    else:
+        # scripts/test installs the pure build on request: no fallback note.
+        mode = "pure Python"
     assert result.stdout == f"tideloop {tideloop.__version__} ({mode})\n"
 
 
