@@ -35,11 +35,15 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 from setuptools.extension import Extension
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
 PACKAGE_DIR = SRC / "tideloop"
+# Written into the built package when compiling fails and the build falls back to pure
+# Python (its one line says why); tideloop.__main__.version_string() reads it.
+FALLBACK_NOTE = ("tideloop", "BUILD_FALLBACK.txt")
 
 
 def _env_flag(name: str) -> bool:
@@ -158,23 +162,38 @@ class BuildExt(build_ext):
         directives = dict(COMPILER_DIRECTIVES)
         if CYTHON_TRACE:
             directives.update(linetrace=True, profile=False)
-        cythonized = cythonize(
-            extensions,
-            compiler_directives=directives,
-            # .pxd files cimport each other as `tideloop._core.handles`
-            include_path=[str(SRC)],
-            # Keep generated C out of the source tree (other people work in it) and apart
-            # for each interpreter and build; timestamps there make rebuilds incremental.
-            # Cython decides by timestamps alone, so traced C gets its own directory.
-            build_dir=os.path.join(self.build_temp, "cython-trace" if CYTHON_TRACE else "cython"),
-            annotate=CYTHON_ANNOTATE,
-            force=bool(self.force),
-            nthreads=min(len(extensions), os.cpu_count() or 1),
-            quiet=not self.verbose,
+        # Keep generated C out of the source tree (other people work in it) and apart for
+        # each interpreter and build; timestamps there make rebuilds incremental. Cython
+        # decides by timestamps alone, so traced C gets its own directory.
+        build_dir = os.path.abspath(
+            os.path.join(self.build_temp, "cython-trace" if CYTHON_TRACE else "cython")
         )
+        # Cython names each source in tracebacks by its path relative to the working
+        # directory. Run from src/, that is "tideloop/_core/loop.py": the installed file's
+        # path relative to site-packages, which linecache resolves through sys.path, so a
+        # compiled frame shows the installed source line (from the project root it would be
+        # "src/tideloop/...", a path that exists on no user's machine).
+        for ext in extensions:
+            ext.sources = [os.path.relpath(HERE / src, SRC) for src in ext.sources]
+        here = os.getcwd()
+        os.chdir(SRC)
+        try:
+            cythonized = cythonize(
+                extensions,
+                compiler_directives=directives,
+                # .pxd files cimport each other as `tideloop._core.handles`
+                include_path=["."],
+                build_dir=build_dir,
+                annotate=CYTHON_ANNOTATE,
+                force=bool(self.force),
+                nthreads=min(len(extensions), os.cpu_count() or 1),
+                quiet=not self.verbose,
+            )
+        finally:
+            os.chdir(here)
         sources = {ext.name: ext.sources for ext in cythonized}
         for ext in extensions:
-            ext.sources = sources[ext.name]
+            ext.sources = [os.path.join(SRC, src) for src in sources[ext.name]]
 
     def _fall_back_to_pure(self, exc: BaseException) -> None:
         # Never leave a partial build: a compiled module cimporting a pure one cannot import.
@@ -185,6 +204,16 @@ class BuildExt(build_ext):
                 pass
         self.extensions = []
         self.distribution.ext_modules = []
+        # The wheel being built (if any) is now pure: tag it py3-none-any, installed to
+        # purelib. bdist_wheel decided before the build; it reads the flag again after it.
+        wheel = self.distribution.command_obj.get("bdist_wheel")
+        if wheel is not None:
+            wheel.root_is_pure = True  # type: ignore[attr-defined]
+        # pip shows a successful build's output only with -v: leave the reason in the
+        # package, where `python -m tideloop --version` prints it.
+        note = Path(self.build_lib, *FALLBACK_NOTE)
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(f"compiling failed at install: {exc!r}\n", encoding="utf-8")
         message = (
             f"tideloop: WARNING: could not compile the Cython modules ({exc!r}); installing "
             "the pure-Python build instead. Set TIDELOOP_REQUIRE_EXTENSIONS=1 to make this an "
@@ -197,7 +226,15 @@ class BuildExt(build_ext):
         return super().get_outputs() if self.extensions else []
 
 
+class BuildPy(build_py):
+    """Copy the sources; drop a fallback note an earlier build left in build/."""
+
+    def run(self) -> None:
+        super().run()
+        Path(self.build_lib, *FALLBACK_NOTE).unlink(missing_ok=True)
+
+
 setup(
     ext_modules=_extensions(),
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
 )

@@ -41,6 +41,43 @@ _METRICS_NAMES = ("LagHistogram", "LoopMetrics", "SlowCallback", "metrics")
 COMPILED: bool = not _core_loop.__file__.endswith((".py", ".pyc"))
 
 
+def _give_compiled_modules_their_source() -> None:
+    """Let tracebacks show the source lines of compiled frames.
+
+    A compiled frame is named "tideloop/_core/loop.py" (setup.py compiles from src/), and
+    linecache asks the frame's module loader first: an ExtensionFileLoader has no source, so
+    3.11/3.12 print no line. Each compiled tideloop module gets a loader that is the same
+    extension loader plus ``get_source()`` reading the ``.py`` installed beside the ``.so``
+    (the file it was compiled from). Invariant: only tideloop's own extension modules are
+    touched, and their loading behaviour is ExtensionFileLoader's, unchanged.
+    """
+    import os
+    import sys
+    from importlib.machinery import ExtensionFileLoader
+
+    class CompiledModuleLoader(ExtensionFileLoader):
+        def get_source(self, fullname: str) -> str | None:  # type: ignore[override]
+            directory, name = os.path.split(self.path)
+            try:
+                with open(os.path.join(directory, name.split(".", 1)[0] + ".py"), "rb") as f:
+                    return f.read().decode("utf-8")
+            except OSError:
+                return None
+
+    for name, module in list(sys.modules.items()):
+        loader = getattr(module, "__loader__", None)
+        if name.startswith("tideloop.") and type(loader) is ExtensionFileLoader:
+            source_loader = CompiledModuleLoader(loader.name, loader.path)
+            module.__loader__ = source_loader
+            spec = getattr(module, "__spec__", None)
+            if spec is not None:
+                spec.loader = source_loader
+
+
+if COMPILED:
+    _give_compiled_modules_their_source()
+
+
 def __getattr__(name: str) -> Any:
     # Only reached for names the module does not define (PEP 562).
     if name in _METRICS_NAMES:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,52 @@ def test_runs_against_installed_package() -> None:
         f"tideloop was imported from the source tree ({package}), not from the installed "
         "package; do not put src/ on sys.path when testing a build"
     )
+
+
+def test_tracebacks_show_the_installed_source() -> None:
+    """A frame in tideloop's code names a file that resolves to the installed source.
+
+    Compiled frames are named relative to site-packages ("tideloop/_core/loop.py"), which
+    linecache finds through sys.path; never by a build-tree path ("src/tideloop/...").
+    """
+    import linecache
+    import traceback
+
+    loop = tideloop.new_event_loop()
+    loop.close()
+    with pytest.raises(RuntimeError) as info:
+        loop.call_soon(print)  # "Event loop is closed", from the loop core
+    frames = [f for f in traceback.extract_tb(info.value.__traceback__) if "tideloop" in f.filename]
+    assert frames
+    package = _package_dir()
+    for frame in frames:
+        assert not frame.filename.startswith("src"), frame.filename
+        path = Path(frame.filename)
+        if not path.is_absolute():
+            path = package.parent / path
+        assert path.resolve().is_relative_to(package.resolve()), frame.filename
+        line = linecache.getline(frame.filename, frame.lineno).strip()
+        assert line, frame
+        assert line == path.read_text().splitlines()[frame.lineno - 1].strip()
+        if sys.version_info < (3, 13) or not tideloop.COMPILED:
+            assert frame.line == line
+        else:
+            # 3.13+ print a frame's source only with its column positions, which Cython's
+            # code objects do not carry: the file and line number are what there is.
+            assert frame.line in ("", None, line)
+
+
+def test_compiled_modules_give_their_source() -> None:
+    """Each compiled module's loader returns the .py it was compiled from (for linecache)."""
+    import sys
+
+    compiled = {
+        name: module
+        for name, module in sys.modules.items()
+        if name.startswith("tideloop.") and str(getattr(module, "__file__", "")).endswith(".so")
+    }
+    assert bool(compiled) == tideloop.COMPILED
+    for name, module in compiled.items():
+        source = Path(module.__file__).with_name(Path(module.__file__).name.split(".")[0] + ".py")
+        assert module.__loader__.get_source(name) == source.read_text(), name
+        assert module.__spec__.loader is module.__loader__
