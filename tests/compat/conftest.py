@@ -50,6 +50,8 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 #: Upper bound on one scenario (a safety net: each takes well under a second).
 TIMEOUT = 20.0
+
+
 def _tls_pending() -> bool:
     """True while tideloop's loop still inherits start_tls unimplemented from asyncio."""
     import tideloop

@@ -3,6 +3,8 @@
     GET  /loop       the running loop's class, "<module>.<class>", as text
     POST /echo       the request body, read message by message, sent back in pieces
     GET  /stream     ?size=N: N bytes (i % 251 for each position i) in 64 KiB body messages
+    GET  /slow       ?ms=N: "<pid>" after N milliseconds (a request in flight, on purpose)
+    GET  /pid        the serving process's pid
     ws   /ws         echoes text and binary messages; "close" closes with code 4000
 
 The lifespan protocol records its startup; /loop answers 503 if startup did not run.
@@ -11,6 +13,7 @@ The lifespan protocol records its startup; /loop answers 503 if startup did not 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,10 +30,11 @@ def pattern(size: int) -> bytes:
     return (_BLOCK * (size // len(_BLOCK) + 1))[:size]
 
 
-async def _respond(send: Send, status: int, body: bytes, *, more: bool = False) -> None:
+async def _respond(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/octet-stream")]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body, "more_body": more})
+                "headers": [(b"content-type", b"application/octet-stream"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
 
 
 async def http(scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,6 +64,11 @@ async def http(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "http.response.body", "body": data[start : start + 65536],
                         "more_body": True})  # fmt: skip
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/slow":
+        await asyncio.sleep(int(parse_qs(scope["query_string"].decode())["ms"][0]) / 1000)
+        await _respond(send, 200, str(os.getpid()).encode())
+    elif path == "/pid":
+        await _respond(send, 200, str(os.getpid()).encode())
     else:
         await _respond(send, 404, b"not found")
 
