@@ -20,12 +20,11 @@ import tideloop
 TIMEOUT = 30
 
 
-def run_tideloop(
-    *args: str | os.PathLike[str], cwd: Path, python_flags: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
+def run_python(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python *args`` (this interpreter), with no PYTHONPATH or PYTHONSTARTUP."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
     return subprocess.run(
-        [sys.executable, *python_flags, "-m", "tideloop", *map(str, args)],
+        [sys.executable, *map(str, args)],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -33,6 +32,12 @@ def run_tideloop(
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def run_tideloop(
+    *args: str | os.PathLike[str], cwd: Path, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    return run_python(*python_flags, "-m", "tideloop", *args, cwd=cwd)
 
 
 def write(path: Path, source: str) -> Path:
@@ -252,16 +257,7 @@ def test_ends_as_python_does(tmp_path: Path, ending: str, how: str) -> None:
         f"import os, sys\nprint(sys.argv, __file__, __name__, __loader__ is None)\n{body}\n",
     )
     target = ("app.py",) if how == "script" else ("-m", "app")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    plain = subprocess.run(
-        [sys.executable, *target, "x"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    plain = run_python(*target, "x", cwd=tmp_path)
     ours = run_tideloop(*target, "x", cwd=tmp_path)
     assert (ours.returncode, ours.stdout, ours.stderr) == (
         plain.returncode,
