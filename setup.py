@@ -30,6 +30,7 @@ Switches (environment variables; "1", "true", "yes" or "on" turn them on):
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -213,7 +214,7 @@ class BuildExt(build_ext):
         # package, where `python -m tideloop --version` prints it.
         note = Path(self.build_lib, *FALLBACK_NOTE)
         note.parent.mkdir(parents=True, exist_ok=True)
-        note.write_text(f"compiling failed at install: {exc!r}\n", encoding="utf-8")
+        note.write_text(f"compiling failed at install: {_reason(exc)}\n", encoding="utf-8")
         message = (
             f"tideloop: WARNING: could not compile the Cython modules ({exc!r}); installing "
             "the pure-Python build instead. Set TIDELOOP_REQUIRE_EXTENSIONS=1 to make this an "
@@ -224,6 +225,17 @@ class BuildExt(build_ext):
     def get_outputs(self) -> list[str]:
         # After a fallback there are no outputs to install or record.
         return super().get_outputs() if self.extensions else []
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line saying why compiling failed (a compiler's command line is long)."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, subprocess.CalledProcessError):
+        command = cause.cmd[0] if isinstance(cause.cmd, (list, tuple)) else cause.cmd
+        text = f"{type(exc).__name__}: {command} exited with status {cause.returncode}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class BuildPy(build_py):
