@@ -231,15 +231,20 @@ def _exec_file(path: str) -> None:
         code = marshal.loads(data[16:])  # a .pyc: 16-byte header (PEP 552), then the code
     else:
         code = compile(data, filename, "exec", dont_inherit=True)
-    module = types.ModuleType("__main__")
-    module.__dict__.update(
+    _exec_as_main(
+        code,
         __file__=filename,
         __cached__=None,
         __loader__=importlib.machinery.SourceFileLoader("__main__", filename),
         __spec__=None,
         __package__=None,
-        __builtins__=builtins,
     )
+
+
+def _exec_as_main(code: types.CodeType, **attributes: object) -> None:
+    """Run ``code`` in a new module that becomes ``sys.modules["__main__"]`` and stays so."""
+    module = types.ModuleType("__main__")
+    module.__dict__.update(attributes, __builtins__=builtins)
     sys.modules["__main__"] = module
     exec(code, module.__dict__)
 
@@ -262,18 +267,15 @@ def _run_module(module: str, argv: list[str]) -> None:
         print(f"{sys.executable}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     sys.argv[:] = [spec.origin, *argv[1:]]
-    main = types.ModuleType("__main__")
-    main.__dict__.update(
+    _exec_as_main(
+        code,
         __file__=spec.origin,
         __cached__=spec.cached,
         __doc__=None,
         __loader__=spec.loader,
         __package__=spec.parent,
         __spec__=spec,
-        __builtins__=builtins,
     )
-    sys.modules["__main__"] = main
-    exec(code, main.__dict__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
