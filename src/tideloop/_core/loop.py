@@ -165,8 +165,9 @@ class Loop:
         self._fds: dict[int, FdEntry] = {}
         self._poller = make_poller(poller)
         self._lazy_unregister = bool(getattr(self._poller, "lazy_unregister", False))
-        # Compiled build with epoll: _run_once reads the poller's C event array directly.
-        self._epoll = self._poller if _NATIVE and type(self._poller) is EpollPoller else None
+        # Compiled build with epoll (or io_uring, which waits for epoll's set): _run_once
+        # reads the poller's C event array directly.
+        self._epoll = self._poller if _NATIVE and isinstance(self._poller, EpollPoller) else None
         self._waker = Waker()
         self._waker_fd = self._waker.fileno()
         self._poller.register(self._waker_fd, READ)

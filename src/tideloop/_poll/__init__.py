@@ -12,6 +12,8 @@ key in ``POLLERS``.
 A loop picks its backend (``make_poller``) from, in order: the constructor's ``poller=``
 argument, the ``TIDELOOP_POLLER`` environment variable (read when the loop is created; empty
 counts as unset), else the platform's default (epoll on Linux, else ``selectors``).
+Where the kernel refuses io_uring (seccomp, ``kernel.io_uring_disabled``, too old), asking
+for it gives epoll, and the first such fall-back in a process logs one warning saying why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from .constants import READ, WRITE
 from .epoll import EpollPoller
 from .select import SelectorsPoller
+from .uring import UringPoller
 
 __all__ = ["POLLERS", "READ", "WRITE", "default_poller_class", "make_poller", "poller_name"]
 
@@ -30,6 +33,7 @@ __all__ = ["POLLERS", "READ", "WRITE", "default_poller_class", "make_poller", "p
 POLLERS: dict[str, type] = {
     "epoll": EpollPoller,
     "select": SelectorsPoller,
+    "io_uring": UringPoller,
 }
 
 _ENV = "TIDELOOP_POLLER"
@@ -62,9 +66,28 @@ def make_poller(poller: Any = None) -> Any:
     if cls is None:
         valid = ", ".join(repr(name) for name in POLLERS)
         raise ValueError(f"unknown tideloop poller {source}{poller!r}: valid names are {valid}")
-    if cls is EpollPoller and not hasattr(_stdlib_select, "epoll"):
+    if cls in (EpollPoller, UringPoller) and not hasattr(_stdlib_select, "epoll"):
         raise ValueError(f"tideloop poller {source}{poller!r} is not available on this platform")
+    if cls is UringPoller:
+        try:
+            return UringPoller()
+        except OSError as exc:
+            _warn_fallback(exc)
+            return EpollPoller()
     return cls()
+
+
+_fallback_logged = False
+
+
+def _warn_fallback(exc: OSError) -> None:
+    """Log, once per process, that io_uring was asked for and epoll is used instead."""
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        from .._compat import logger
+
+        logger().warning("tideloop: io_uring is unavailable here (%s); using epoll", exc)
 
 
 def poller_name(poller: Any) -> str:

@@ -48,3 +48,97 @@ cdef extern from *:
     int tideloop_epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms)
     epoll_event* tideloop_alloc_events(int n)
     void free(void* p)
+
+# io_uring (the io_uring backend, _poll/uring.py): raw syscalls and the ring's shared memory.
+# No <linux/io_uring.h>: the ABI is stable and the few numbers used are spelled here, so the
+# build needs no particular kernel headers (Debian 12's are older than what is probed for at
+# run time). Memory is addressed by size_t; loads of the kernel's indices are acquire, stores
+# of ours release (what liburing's io_uring_smp_load_acquire/store_release are).
+# tideloop_uring_enter releases the GIL only when it may block (min_complete > 0) and returns
+# -errno on failure, as the kernel does.
+cdef extern from *:
+    """
+    #include <errno.h>
+    #if defined(__linux__)
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    #include <string.h>
+    #include <stdint.h>
+    #ifndef __NR_io_uring_setup
+    #define __NR_io_uring_setup 425
+    #define __NR_io_uring_enter 426
+    #endif
+    struct tideloop_uring_getevents_arg {
+        uint64_t sigmask; uint32_t sigmask_sz; uint32_t min_wait_usec; uint64_t ts;
+    };
+    struct tideloop_kernel_timespec { int64_t tv_sec; int64_t tv_nsec; };
+    static int tideloop_uring_enter(int fd, unsigned to_submit, unsigned min_complete,
+                                    unsigned flags, long long timeout_ns) {
+        struct tideloop_kernel_timespec ts;
+        struct tideloop_uring_getevents_arg arg;
+        long r; int err;
+        memset(&arg, 0, sizeof(arg));
+        if (timeout_ns >= 0) {
+            ts.tv_sec = timeout_ns / 1000000000LL;
+            ts.tv_nsec = timeout_ns % 1000000000LL;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+        }
+        flags |= 8u;  /* IORING_ENTER_EXT_ARG */
+        if (min_complete == 0) {
+            r = syscall(__NR_io_uring_enter, fd, to_submit, 0, flags, &arg, sizeof(arg));
+            return r < 0 ? -errno : (int)r;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, &arg, sizeof(arg));
+        err = errno;
+        Py_END_ALLOW_THREADS
+        return r < 0 ? -err : (int)r;
+    }
+    static inline unsigned tideloop_load_acquire_u32(size_t addr) {
+        return __atomic_load_n((unsigned *)addr, __ATOMIC_ACQUIRE);
+    }
+    static inline void tideloop_store_release_u32(size_t addr, unsigned v) {
+        __atomic_store_n((unsigned *)addr, v, __ATOMIC_RELEASE);
+    }
+    static inline void tideloop_uring_prep(size_t sqe, unsigned char opcode, int fd,
+                                           unsigned long long off, unsigned long long addr,
+                                           unsigned len, unsigned op_flags,
+                                           unsigned long long user_data) {
+        unsigned char *p = (unsigned char *)sqe;
+        memset(p, 0, 64);
+        p[0] = opcode;
+        memcpy(p + 4, &fd, 4);
+        memcpy(p + 8, &off, 8);
+        memcpy(p + 16, &addr, 8);
+        memcpy(p + 24, &len, 4);
+        memcpy(p + 28, &op_flags, 4);
+        memcpy(p + 32, &user_data, 8);
+    }
+    static inline unsigned long long tideloop_cqe_user_data(size_t cqe) {
+        unsigned long long v; memcpy(&v, (void *)cqe, 8); return v;
+    }
+    static inline int tideloop_cqe_res(size_t cqe) {
+        int v; memcpy(&v, (char *)cqe + 8, 4); return v;
+    }
+    #else
+    static int tideloop_uring_enter(int a, unsigned b, unsigned c, unsigned d, long long e) {
+        return -ENOSYS;
+    }
+    static inline unsigned tideloop_load_acquire_u32(size_t addr) { return 0; }
+    static inline void tideloop_store_release_u32(size_t addr, unsigned v) {}
+    static inline void tideloop_uring_prep(size_t a, unsigned char b, int c,
+        unsigned long long d, unsigned long long e, unsigned f, unsigned g,
+        unsigned long long h) {}
+    static inline unsigned long long tideloop_cqe_user_data(size_t c) { return 0; }
+    static inline int tideloop_cqe_res(size_t c) { return 0; }
+    #endif
+    """
+    int tideloop_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
+                             long long timeout_ns)
+    unsigned tideloop_load_acquire_u32(size_t addr) noexcept
+    void tideloop_store_release_u32(size_t addr, unsigned v) noexcept
+    void tideloop_uring_prep(size_t sqe, unsigned char opcode, int fd, unsigned long long off,
+                             unsigned long long addr, unsigned len, unsigned op_flags,
+                             unsigned long long user_data) noexcept
+    unsigned long long tideloop_cqe_user_data(size_t cqe) noexcept
+    int tideloop_cqe_res(size_t cqe) noexcept

@@ -1,5 +1,6 @@
 cimport cython
 
+from .._core._clock cimport tideloop_monotonic
 from ._libc cimport (
     PyErr_CheckSignals, c_errno, epoll_event, free, tideloop_alloc_events, tideloop_epoll_wait,
 )
@@ -24,7 +25,7 @@ cdef class EpollPoller:
 
     @cython.locals(n=int, i=int, result=list)
     cdef list _poll_native(self, int timeout_ms)
-    @cython.locals(n=int, err=int)
+    @cython.locals(n=int, err=int, deadline=double)
     cdef int _wait(self, int timeout_ms) except -1
     cdef inline int _event_fd(self, int i) noexcept
     @cython.locals(ev=int, mask=int)

@@ -117,15 +117,29 @@ class EpollPoller:
     # no tuples); they exist in the compiled build only.
 
     def _wait(self, timeout_ms: int) -> int:
-        """Wait up to timeout_ms (-1: forever); return how many events are in the array."""
-        n = tideloop_epoll_wait(self._epfd, self._events, _MAX_EVENTS, timeout_ms)  # noqa: F821
-        if n < 0:
+        """Wait up to timeout_ms (-1: forever); return how many events are in the array.
+
+        An interrupted wait runs the Python signal handlers (which may raise) and waits out
+        the rest of its timeout, as select.epoll.poll does (PEP 475): an interruption need
+        not be a signal for us (closing an io_uring interrupts its thread's next wait once).
+        """
+        deadline = 0.0
+        if timeout_ms > 0:
+            deadline = tideloop_monotonic() + timeout_ms * 1e-3  # noqa: F821
+        while True:
+            n = tideloop_epoll_wait(self._epfd, self._events, _MAX_EVENTS, timeout_ms)  # noqa: F821
+            if n >= 0:
+                return n
             err = c_errno  # noqa: F821
-            if err == errno.EINTR:
-                PyErr_CheckSignals()  # noqa: F821  (run Python signal handlers; may raise)
+            if err != errno.EINTR:
+                raise OSError(err, os.strerror(err))
+            PyErr_CheckSignals()  # noqa: F821  (run Python signal handlers; may raise)
+            if timeout_ms == 0:
                 return 0
-            raise OSError(err, os.strerror(err))
-        return n
+            if timeout_ms > 0:
+                timeout_ms = _ceil((deadline - tideloop_monotonic()) * 1e3)  # noqa: F821
+                if timeout_ms <= 0:
+                    return 0
 
     def _event_fd(self, i: int) -> int:
         return self._events[i].data.fd
