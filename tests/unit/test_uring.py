@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,14 @@ uring = pytest.importorskip("tideloop._poll.uring")
 REFUSAL = uring.uring_refusal() if sys.platform.startswith("linux") else OSError("not Linux")
 # Kernel ABI numbers (the module's own are C constants in the compiled build).
 OP_POLL_ADD = 6
+OP_ASYNC_CANCEL = 14
+OP_SEND = 26
+OP_RECV = 27
 POLLIN = 0x001
+SQE_BUFFER_SELECT = 1 << 5
+RECV_MULTISHOT = 1 << 1  # in the SQE's ioprio
+CQE_F_BUFFER = 1 << 0
+CQE_F_MORE = 1 << 1
 needs_uring = pytest.mark.skipif(REFUSAL is not None, reason=f"no io_uring here: {REFUSAL}")
 
 # Installs a seccomp filter that fails io_uring_setup (syscall 425 on every Linux
@@ -162,8 +170,8 @@ def test_ring_submits_and_completes_in_order() -> None:
         while len(seen) < 10:
             ring.enter(1, 1_000_000_000)
             seen += ring.reap()
-        assert sorted(ud for ud, _ in seen) == list(range(100, 110))
-        assert all(res & POLLIN for _, res in seen)
+        assert sorted(ud for ud, _, _ in seen) == list(range(100, 110))
+        assert all(res & POLLIN for _, res, _ in seen)
         # A timed-out wait says so instead of raising.
         assert ring.enter(1, 1_000_000) == -errno.ETIME
     finally:
@@ -192,3 +200,75 @@ def test_an_armed_request_keeps_a_closed_socket_open() -> None:
     b.settimeout(5)
     assert b.recv(1) == b""  # the ring let go: now the peer sees the close
     b.close()
+
+
+def _wait_for(ring: Any, n: int) -> list:
+    """Reap until n CQEs came; fail if one second passes with none."""
+    seen: list = []
+    while len(seen) < n:
+        ring.enter(1, 1_000_000_000)
+        got = ring.reap()
+        assert got, f"no completion within 1 s; have {seen}"
+        seen += got
+    return seen
+
+
+@needs_uring
+def test_send_and_multishot_recv_into_a_buffer_ring() -> None:
+    """The completion-mode operations the stream transports are to use: a send from memory
+    the caller keeps alive, and one multishot receive whose completions each name a buffer
+    of the group, which goes back to the kernel once copied out."""
+    import ctypes
+
+    ring = uring.Ring(8)
+    bufs = uring.BufferRing(ring, group=7, count=4, size=64)
+    a, b = socket.socketpair()
+    try:
+        ring.prep(OP_RECV, b.fileno(), 0, 0, 0, 0, 1, SQE_BUFFER_SELECT, RECV_MULTISHOT, 7)
+        payload = ctypes.create_string_buffer(b"hello ring", 10)
+        ring.prep(OP_SEND, a.fileno(), 0, ctypes.addressof(payload), 10, 0, 2)
+        got = {ud: (res, flags) for ud, res, flags in _wait_for(ring, 2)}
+        assert got[2] == (10, 0)  # all sent
+        res, flags = got[1]
+        assert res == 10 and flags & CQE_F_BUFFER and flags & CQE_F_MORE  # still armed
+        assert bufs.take(flags >> 16, res) == b"hello ring"
+        # More data: the same request completes again, into a buffer of the group.
+        for i in range(6):  # more messages than buffers: taking each returns it
+            a.send(b"m%d" % i)
+            ((ud, res, flags),) = _wait_for(ring, 1)
+            assert (ud, flags & CQE_F_MORE) == (1, CQE_F_MORE)
+            assert bufs.take(flags >> 16, res) == b"m%d" % i
+        # Buffers not given back run out: the request ends with ENOBUFS (no F_MORE).
+        for _ in range(4):
+            a.send(b"x" * 64)
+            ((ud, res, flags),) = _wait_for(ring, 1)
+            assert res == 64  # kept (not taken): the kernel has one buffer fewer each time
+        a.send(b"y")
+        ((ud, res, flags),) = _wait_for(ring, 1)
+        assert (ud, res, flags & CQE_F_MORE) == (1, -errno.ENOBUFS, 0)
+        for bid in range(4):
+            bufs.give(bid)
+        # Re-armed, it reads what waited; then a cancel ends it.
+        ring.prep(OP_RECV, b.fileno(), 0, 0, 0, 0, 3, SQE_BUFFER_SELECT, RECV_MULTISHOT, 7)
+        ((ud, res, flags),) = _wait_for(ring, 1)
+        assert (ud, bufs.take(flags >> 16, res)) == (3, b"y")
+        ring.prep(OP_ASYNC_CANCEL, -1, 0, 3, 0, 0, 4)
+        got = {ud: res for ud, res, _ in _wait_for(ring, 2)}
+        assert got == {3: -errno.ECANCELED, 4: 0}
+    finally:
+        bufs.close()
+        bufs.close()  # idempotent
+        ring.close()
+        a.close()
+        b.close()
+
+
+@needs_uring
+def test_buffer_ring_count_must_be_a_power_of_two() -> None:
+    ring = uring.Ring(2)
+    try:
+        for count in (0, 3, 65536):
+            with pytest.raises(ValueError):
+                uring.BufferRing(ring, group=1, count=count, size=16)
+    finally:
+        ring.close()

@@ -120,6 +120,33 @@ cdef extern from *:
     static inline int tideloop_cqe_res(size_t cqe) {
         int v; memcpy(&v, (char *)cqe + 8, 4); return v;
     }
+    static inline unsigned tideloop_cqe_flags(size_t cqe) {
+        unsigned v; memcpy(&v, (char *)cqe + 12, 4); return v;
+    }
+    /* The SQE fields prep leaves zero: flags (byte 1), ioprio (2), buf_group (40). */
+    static inline void tideloop_uring_prep_extra(size_t sqe, unsigned char flags,
+                                                 unsigned short ioprio,
+                                                 unsigned short buf_group) {
+        unsigned char *p = (unsigned char *)sqe;
+        p[1] = flags;
+        memcpy(p + 2, &ioprio, 2);
+        memcpy(p + 40, &buf_group, 2);
+    }
+    /* One entry of a provided-buffer ring (struct io_uring_buf: addr, len, bid; its last two
+       bytes are left alone: entry 0's are the ring's tail). */
+    static inline void tideloop_pbuf_put(size_t entry, unsigned long long addr, unsigned len,
+                                         unsigned short bid) {
+        unsigned char *p = (unsigned char *)entry;
+        memcpy(p, &addr, 8);
+        memcpy(p + 8, &len, 4);
+        memcpy(p + 12, &bid, 2);
+    }
+    static inline void tideloop_store_release_u16(size_t addr, unsigned short v) {
+        __atomic_store_n((unsigned short *)addr, v, __ATOMIC_RELEASE);
+    }
+    static inline PyObject *tideloop_bytes_at(size_t addr, Py_ssize_t n) {
+        return PyBytes_FromStringAndSize((const char *)addr, n);
+    }
     #else
     static int tideloop_uring_enter(int a, unsigned b, unsigned c, unsigned d, long long e) {
         return -ENOSYS;
@@ -131,6 +158,15 @@ cdef extern from *:
         unsigned long long h) {}
     static inline unsigned long long tideloop_cqe_user_data(size_t c) { return 0; }
     static inline int tideloop_cqe_res(size_t c) { return 0; }
+    static inline unsigned tideloop_cqe_flags(size_t c) { return 0; }
+    static inline void tideloop_uring_prep_extra(size_t a, unsigned char b, unsigned short c,
+                                                 unsigned short d) {}
+    static inline void tideloop_pbuf_put(size_t a, unsigned long long b, unsigned c,
+                                         unsigned short d) {}
+    static inline void tideloop_store_release_u16(size_t a, unsigned short v) {}
+    static inline PyObject *tideloop_bytes_at(size_t addr, Py_ssize_t n) {
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
     #endif
     """
     int tideloop_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
@@ -142,3 +178,10 @@ cdef extern from *:
                              unsigned long long user_data) noexcept
     unsigned long long tideloop_cqe_user_data(size_t cqe) noexcept
     int tideloop_cqe_res(size_t cqe) noexcept
+    unsigned tideloop_cqe_flags(size_t cqe) noexcept
+    void tideloop_uring_prep_extra(size_t sqe, unsigned char flags, unsigned short ioprio,
+                                   unsigned short buf_group) noexcept
+    void tideloop_pbuf_put(size_t entry, unsigned long long addr, unsigned len,
+                           unsigned short bid) noexcept
+    void tideloop_store_release_u16(size_t addr, unsigned short v) noexcept
+    object tideloop_bytes_at(size_t addr, Py_ssize_t n)

@@ -2,8 +2,10 @@ cimport cython
 
 from .._core._clock cimport tideloop_monotonic
 from ._libc cimport (
-    PyErr_CheckSignals, tideloop_cqe_res, tideloop_cqe_user_data, tideloop_load_acquire_u32,
-    tideloop_store_release_u32, tideloop_uring_enter, tideloop_uring_prep,
+    PyErr_CheckSignals, tideloop_bytes_at, tideloop_cqe_flags, tideloop_cqe_res,
+    tideloop_cqe_user_data, tideloop_load_acquire_u32, tideloop_pbuf_put,
+    tideloop_store_release_u16, tideloop_store_release_u32, tideloop_uring_enter,
+    tideloop_uring_prep, tideloop_uring_prep_extra,
 )
 from .epoll cimport EpollPoller
 
@@ -44,12 +46,33 @@ cdef class Ring:
     cdef int _store(self, size_t addr, unsigned int value) except -1
     @cython.locals(sqe=size_t)
     cpdef int prep(self, int opcode, int fd, unsigned long long off, unsigned long long addr,
-                  unsigned int length, unsigned int op_flags,
-                  unsigned long long user_data) except -1
+                   unsigned int length, unsigned int op_flags, unsigned long long user_data,
+                   int sqe_flags=*, int ioprio=*, int buf_group=*) except -1
     @cython.locals(r=int, flags=cython.uint, fd=int)
     cpdef int enter(self, unsigned int min_complete, long long timeout_ns) except? -1
     @cython.locals(result=list, head=cython.uint, tail=cython.uint, cqe=size_t)
     cpdef list reap(self)
+
+
+@cython.final
+cdef class BufferRing:
+    cdef Ring _ring
+    cdef object _ct
+    cdef object _maps
+    cdef object _pins
+    cdef size_t _entries
+    cdef size_t _data
+    cdef unsigned int _tail
+    cdef unsigned int _mask
+    cdef readonly Py_ssize_t size
+    cdef readonly int group
+
+    @cython.locals(entry=size_t, addr=size_t)
+    cdef int _put(self, unsigned int bid) except -1
+    cdef int _publish(self) except -1
+    @cython.locals(addr=size_t)
+    cpdef bytes take(self, unsigned int bid, Py_ssize_t length)
+    cpdef give(self, unsigned int bid)
 
 
 cdef class UringPoller(EpollPoller):

@@ -49,6 +49,9 @@ _NATIVE = not __file__.endswith(".py")
 
 _SYS_SETUP = 425  # the generic syscall table: the same number on every Linux architecture
 _SYS_ENTER = 426
+_SYS_REGISTER = 427
+_REGISTER_PBUF_RING = 22
+_UNREGISTER_PBUF_RING = 23
 _SETUP_CLAMP = 1 << 4
 _SETUP_COOP_TASKRUN = 1 << 8
 _FEAT_SINGLE_MMAP = 1 << 0
@@ -71,8 +74,9 @@ _EPOLL_TAG = 1
 #: completions must be reaped before more fit (EBUSY, EAGAIN).
 _WAIT_ENDINGS = (-errno.ETIME, -errno.EINTR, -errno.EBUSY, -errno.EAGAIN)
 
-_SQE = struct.Struct("<BBHiQQIIQ24x")  # opcode flags ioprio fd off addr len op_flags user_data
-_CQE = struct.Struct("<Qi")  # user_data res
+# opcode flags ioprio fd off addr len op_flags user_data buf_group (personality ...: zero)
+_SQE = struct.Struct("<BBHiQQIIQH22x")
+_CQE = struct.Struct("<QiI")  # user_data res flags
 
 
 def _ctypes() -> Any:
@@ -246,9 +250,21 @@ class Ring:
         return 0
 
     def prep(
-        self, opcode: int, fd: int, off: int, addr: int, length: int, op_flags: int, user_data: int
+        self,
+        opcode: int,
+        fd: int,
+        off: int,
+        addr: int,
+        length: int,
+        op_flags: int,
+        user_data: int,
+        sqe_flags: int = 0,
+        ioprio: int = 0,
+        buf_group: int = 0,
     ) -> int:
-        """Queue one SQE (submitted by the next ``enter``; a full queue is submitted first)."""
+        """Queue one SQE (submitted by the next ``enter``; a full queue is submitted first).
+        The kernel reads ``addr``'s memory when it runs the request: keep it alive and
+        unchanged until the request's CQE."""
         if self._pending >= self._sq_entries:
             self.enter(0, 0)
             if self._pending >= self._sq_entries:
@@ -256,9 +272,15 @@ class Ring:
         sqe = self._sqes + (self._sq_tail & self._sq_mask) * _SQE_SIZE
         if _NATIVE:
             tideloop_uring_prep(sqe, opcode, fd, off, addr, length, op_flags, user_data)  # noqa: F821
+            if sqe_flags or ioprio or buf_group:
+                tideloop_uring_prep_extra(sqe, sqe_flags, ioprio, buf_group)  # noqa: F821
         else:
             self._ct.memmove(
-                sqe, _SQE.pack(opcode, 0, 0, fd, off, addr, length, op_flags, user_data), _SQE_SIZE
+                sqe,
+                _SQE.pack(
+                    opcode, sqe_flags, ioprio, fd, off, addr, length, op_flags, user_data, buf_group
+                ),
+                _SQE_SIZE,
             )
         self._sq_tail = (self._sq_tail + 1) & 0xFFFFFFFF
         self._pending += 1
@@ -298,14 +320,20 @@ class Ring:
         return -ct.get_errno() if r < 0 else r
 
     def reap(self) -> list:
-        """Take every ready CQE: [(user_data, res)], in completion order."""
+        """Take every ready CQE: [(user_data, res, flags)], in completion order."""
         result = []
         head = self._cq_head
         tail = self._load(self._cq_tail_addr)
         while head != tail:
             cqe = self._cqes + (head & self._cq_mask) * _CQE_SIZE
             if _NATIVE:
-                result.append((tideloop_cqe_user_data(cqe), tideloop_cqe_res(cqe)))  # noqa: F821
+                result.append(
+                    (
+                        tideloop_cqe_user_data(cqe),  # noqa: F821
+                        tideloop_cqe_res(cqe),  # noqa: F821
+                        tideloop_cqe_flags(cqe),  # noqa: F821
+                    )
+                )
             else:
                 result.append(_CQE.unpack(self._ct.string_at(cqe, _CQE.size)))
             head = (head + 1) & 0xFFFFFFFF
@@ -313,6 +341,12 @@ class Ring:
             self._cq_head = head
             self._store(self._cq_head_addr, head)
         return result
+
+    def register(self, opcode: int, arg: int, nr_args: int) -> None:
+        """io_uring_register(2); OSError on failure."""
+        if _syscall(_SYS_REGISTER, self._fd, opcode, arg, nr_args) < 0:
+            err = self._ct.get_errno()
+            raise OSError(err, f"io_uring_register: {os.strerror(err)}")
 
     def close(self) -> None:
         """Unmap and close; idempotent. Requests in flight are cancelled by the kernel."""
@@ -336,6 +370,109 @@ def _syscall(number: int, *args: int) -> int:
         _libc_syscall = ct.CDLL(None, use_errno=True).syscall
         _libc_syscall.restype = ct.c_long
     return _libc_syscall(ct.c_long(number), *(ct.c_long(a) for a in args))
+
+
+class BufferRing:
+    """A provided-buffer ring (``IORING_REGISTER_PBUF_RING``, Linux 5.19): ``count`` buffers
+    of ``size`` bytes that reads with ``IOSQE_BUFFER_SELECT`` in group ``group`` fill, the
+    kernel picking one per completion and naming it in the CQE's flags (``bid = flags >> 16``).
+
+    Invariant: a buffer is either the kernel's (in the ring, not yet used) or ours (named by
+    a CQE, until ``give`` returns it); ``take`` copies a buffer's bytes out, so nothing
+    outside sees memory the kernel may reuse. ``count`` is a power of two (<= 32768).
+    """
+
+    __slots__ = (
+        "_ring",
+        "_ct",
+        "_maps",
+        "_pins",
+        "_entries",
+        "_data",
+        "_tail",
+        "_mask",
+        "size",
+        "group",
+    )
+
+    def __init__(self, ring: Ring, group: int, count: int, size: int) -> None:
+        if count < 1 or count > 32768 or count & (count - 1):
+            raise ValueError(f"count must be a power of two up to 32768, not {count}")
+        self._ring = ring
+        self._ct = ct = _ctypes()
+        self.group = group
+        self.size = size
+        self._mask = count - 1
+        self._tail = 0
+        self._maps: list[Any] = []
+        self._pins: list[Any] = []
+        self._entries = self._anonymous(count * 16)
+        self._data = self._anonymous(count * size)
+        reg = (ct.c_uint64 * 5)(self._entries, count | (group << 32), 0, 0, 0)
+        try:
+            ring.register(_REGISTER_PBUF_RING, ct.addressof(reg), 1)
+        except BaseException:
+            self._unmap()
+            raise
+        for bid in range(count):
+            self._put(bid)
+        self._publish()
+
+    def _anonymous(self, size: int) -> int:
+        mm = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._maps.append(mm)
+        pin = self._ct.c_char.from_buffer(mm)
+        self._pins.append(pin)
+        return self._ct.addressof(pin)
+
+    def _put(self, bid: int) -> int:
+        entry = self._entries + (self._tail & self._mask) * 16
+        addr = self._data + bid * self.size
+        if _NATIVE:
+            tideloop_pbuf_put(entry, addr, self.size, bid)  # noqa: F821
+        else:
+            self._ct.memmove(entry, struct.pack("<QIH", addr, self.size, bid), 14)
+        self._tail = (self._tail + 1) & 0xFFFF
+        return 0
+
+    def _publish(self) -> int:
+        if _NATIVE:
+            tideloop_store_release_u16(self._entries + 14, self._tail)  # noqa: F821
+        else:
+            self._ct.c_uint16.from_address(self._entries + 14).value = self._tail
+        return 0
+
+    def take(self, bid: int, length: int) -> bytes:
+        """The first ``length`` bytes of buffer ``bid`` (a copy), then ``bid`` goes back to
+        the kernel."""
+        addr = self._data + bid * self.size
+        if _NATIVE:
+            data = tideloop_bytes_at(addr, length)  # noqa: F821
+        else:
+            data = self._ct.string_at(addr, length)
+        self.give(bid)
+        return data
+
+    def give(self, bid: int) -> None:
+        """Return buffer ``bid`` to the kernel."""
+        self._put(bid)
+        self._publish()
+
+    def close(self) -> None:
+        """Unregister and unmap; idempotent. No read may be in flight in this group."""
+        if self._maps:
+            reg = (self._ct.c_uint64 * 5)(0, self.group << 32, 0, 0, 0)
+            try:
+                self._ring.register(_UNREGISTER_PBUF_RING, self._ct.addressof(reg), 1)
+            except OSError:
+                pass  # the ring is closed (its close dropped the group) or never had it
+            self._unmap()
+
+    def _unmap(self) -> None:
+        self._pins = []
+        for mm in self._maps:
+            mm.close()
+        self._maps = []
 
 
 class UringPoller(EpollPoller):
@@ -397,7 +534,7 @@ class UringPoller(EpollPoller):
         while True:
             r = ring.enter(1, timeout_ns)
             ready = False
-            for user_data, res in ring.reap():
+            for user_data, res, _flags in ring.reap():
                 if user_data == _EPOLL_TAG:
                     self._armed = False
                     if res < 0:
