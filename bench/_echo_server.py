@@ -2,7 +2,7 @@
 
     python -I _echo_server.py --loop asyncio|uvloop|tideloop [--compiled 0|1]
         [--proto protocol|buffered|streams|taskfloor] [--streams-impl asyncio|tideloop] [--udp]
-        [--tls CERTFILE KEYFILE] [--port PORT] [--cold-malloc]
+        [--tls CERTFILE KEYFILE] [--poller NAME] [--port PORT] [--cold-malloc]
 
 Listens on 127.0.0.1:PORT (0: any free port) and prints "READY <pid> <port> <json>" (the json
 says which loop is running), or "NA <reason>" with exit status 3 when this implementation
@@ -127,8 +127,18 @@ def warm_malloc() -> None:
     del block
 
 
-def make_loop(name: str, compiled: str | None) -> tuple[asyncio.AbstractEventLoop, dict]:
-    """The loop to benchmark, and facts about it; NotAvailable if it is not what was asked."""
+def make_loop(name: str, compiled: str | None,
+              poller: str | None = None) -> tuple[asyncio.AbstractEventLoop, dict]:
+    """The loop to benchmark, and facts about it; NotAvailable if it is not what was asked.
+
+    poller (tideloop only): the backend to ask for through TIDELOOP_POLLER, which tideloop
+    reads when the loop is created. A tideloop that does not know the name (ValueError) or
+    falls back to epoll (it logs "io_uring is unavailable") gives NotAvailable, so the row is
+    n/a rather than a second epoll row."""
+    if poller:
+        if name != "tideloop":
+            raise SystemExit("--poller is for --loop tideloop only")
+        os.environ["TIDELOOP_POLLER"] = poller
     if name == "asyncio":
         loop = asyncio.new_event_loop()
         info = {}
@@ -140,9 +150,19 @@ def make_loop(name: str, compiled: str | None) -> tuple[asyncio.AbstractEventLoo
         import tideloop
         if compiled is not None and bool(int(compiled)) != tideloop.COMPILED:
             raise NotAvailable(f"wrong build: tideloop.COMPILED is {tideloop.COMPILED}")
-        loop = tideloop.new_event_loop()
+        try:
+            loop = tideloop.new_event_loop()
+        except ValueError as e:  # a tideloop that does not know this poller name
+            raise NotAvailable(f"TIDELOOP_POLLER={poller}: {e}") from None
         info = {"tideloop": getattr(tideloop, "__version__", "?"),
                 "compiled": tideloop.COMPILED}
+        if poller:
+            backend = repr(loop).rpartition("poller=")[2].rstrip(">")
+            if backend != poller:  # it fell back (and logged why)
+                loop.close()
+                raise NotAvailable(f"TIDELOOP_POLLER={poller} gave poller {backend!r}: "
+                                   f"{poller} is unavailable in this build or kernel")
+            info["poller"] = backend
     else:
         raise SystemExit(f"unknown --loop {name!r}")
     asyncio.set_event_loop(loop)
@@ -211,13 +231,14 @@ def main() -> None:
     ap.add_argument("--streams-impl", default="asyncio", choices=("asyncio", "tideloop"))
     ap.add_argument("--udp", action="store_true")
     ap.add_argument("--tls", nargs=2, metavar=("CERTFILE", "KEYFILE"))
+    ap.add_argument("--poller", help="tideloop backend (TIDELOOP_POLLER), e.g. io_uring")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cold-malloc", action="store_true", help="skip warm_malloc()")
     args = ap.parse_args()
     if not args.cold_malloc:
         warm_malloc()
     try:
-        loop, info = make_loop(args.loop, args.compiled)
+        loop, info = make_loop(args.loop, args.compiled, args.poller)
     except (NotAvailable, ImportError) as e:
         print(f"NA {type(e).__name__}: {e}"[:200], flush=True)
         os._exit(3)

@@ -1,7 +1,7 @@
 """Minimal HTTP/1.1 keep-alive server on httptools, for bench/echo.py (driven by wrk).
 
-    python -I _http_server.py --loop asyncio|uvloop|tideloop [--compiled 0|1] [--port PORT]
-        [--cold-malloc]
+    python -I _http_server.py --loop asyncio|uvloop|tideloop [--compiled 0|1] [--poller NAME]
+        [--port PORT] [--cold-malloc]
 
 An asyncio.Protocol feeds what it receives to an httptools.HttpRequestParser; every complete
 request gets "200 OK" with a 13-byte body; the connection stays open unless the request
@@ -57,13 +57,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loop", required=True, choices=("asyncio", "uvloop", "tideloop"))
     ap.add_argument("--compiled", choices=("0", "1"), help="require tideloop.COMPILED")
+    ap.add_argument("--poller", help="tideloop backend (TIDELOOP_POLLER), e.g. io_uring")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cold-malloc", action="store_true", help="skip warm_malloc()")
     args = ap.parse_args()
     if not args.cold_malloc:
         warm_malloc()
     try:
-        loop, info = make_loop(args.loop, args.compiled)
+        loop, info = make_loop(args.loop, args.compiled, args.poller)
     except (NotAvailable, ImportError) as e:
         print(f"NA {type(e).__name__}: {e}"[:200], flush=True)
         os._exit(3)

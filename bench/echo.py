@@ -9,6 +9,7 @@ Rows (implementations), in the order they take turns:
     asyncio   stock asyncio loop                  (venv "base", from _envs.py)
     uvloop    uvloop                              (venv "base")
     tide-c    tideloop, compiled build            (venv "compiled")
+    tide-c-uring  tide-c with TIDELOOP_POLLER=io_uring (n/a where tideloop falls back to epoll)
     tide-py   tideloop, pure-Python build         (venv "pure")
     c-epoll   bench/c/echo_server.c, epoll level-triggered: the ceiling (no HTTP or TLS row)
 
@@ -75,12 +76,16 @@ BENCH = Path(__file__).resolve().parent
 CBUILD = _envs.BUILD / "c"
 ECHO_SERVER, HTTP_SERVER = BENCH / "_echo_server.py", BENCH / "_http_server.py"
 
-IMPLS = ["asyncio", "uvloop", "tide-c", "tide-py", "c-epoll"]  # also the round-robin order
-IMPL_ENV = {"asyncio": "base", "uvloop": "base", "tide-c": "compiled", "tide-py": "pure"}
+IMPLS = ["asyncio", "uvloop", "tide-c", "tide-c-uring", "tide-py", "c-epoll"]  # round-robin
+IMPL_ENV = {"asyncio": "base", "uvloop": "base", "tide-c": "compiled",
+            "tide-c-uring": "compiled", "tide-py": "pure"}
 IMPL_ALIASES = {"c": "c-epoll", "compiled": "tide-c", "pure": "tide-py", "tideloop": "tide-c",
-                "aio": "asyncio", "uv": "uvloop"}
+                "aio": "asyncio", "uv": "uvloop", "uring": "tide-c-uring"}
 LOOP_ARGS = {"asyncio": ["--loop", "asyncio"], "uvloop": ["--loop", "uvloop"],
              "tide-c": ["--loop", "tideloop", "--compiled", "1"],
+             # the server sets TIDELOOP_POLLER=io_uring before it makes the loop, and says NA
+             # (row n/a) if the build does not know io_uring or falls back to epoll
+             "tide-c-uring": ["--loop", "tideloop", "--compiled", "1", "--poller", "io_uring"],
              "tide-py": ["--loop", "tideloop", "--compiled", "0"]}
 
 
@@ -119,9 +124,11 @@ QUICK = [Workload(*w) for w in (("protocol", 1024, 10), ("buffered", 1024, 10),
 WORKLOADS = {w.name: w for w in FULL}
 
 # Allocator settings change the asyncio rows a lot (its Protocol echo allocates 256 KiB per
-# read), so none leak in from the caller's shell.
+# read), so none leak in from the caller's shell; nor does a TIDELOOP_POLLER, which would turn
+# tide-c into another backend's row (tide-c-uring's server sets its own).
 SERVER_ENV = {k: v for k, v in os.environ.items()
-              if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD", "PYTHON"))}
+              if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD", "PYTHON",
+                                   "TIDELOOP_"))}
 
 
 def log(msg: str) -> None:
