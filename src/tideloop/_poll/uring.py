@@ -88,55 +88,22 @@ def _ctypes() -> Any:
 
 
 def _params_type() -> Any:
+    """struct io_uring_params as a ctypes Structure (its two offset structs share a shape)."""
     ct = _ctypes()
-    u32, u64 = ct.c_uint32, ct.c_uint64
 
-    class SqOffsets(ct.Structure):
-        _fields_ = [
-            (n, u32)
-            for n in (
-                "head",
-                "tail",
-                "ring_mask",
-                "ring_entries",
-                "flags",
-                "dropped",
-                "array",
-                "resv1",
-            )
-        ] + [("user_addr", u64)]
+    def make(name: str, u32_fields: str, tail: list) -> Any:
+        fields = [(field, ct.c_uint32) for field in u32_fields.split()] + tail
+        return type(name, (ct.Structure,), {"_fields_": fields})
 
-    class CqOffsets(ct.Structure):
-        _fields_ = [
-            (n, u32)
-            for n in (
-                "head",
-                "tail",
-                "ring_mask",
-                "ring_entries",
-                "overflow",
-                "cqes",
-                "flags",
-                "resv1",
-            )
-        ] + [("user_addr", u64)]
-
-    class Params(ct.Structure):
-        _fields_ = [
-            (n, u32)
-            for n in (
-                "sq_entries",
-                "cq_entries",
-                "flags",
-                "sq_thread_cpu",
-                "sq_thread_idle",
-                "features",
-                "wq_fd",
-            )
-        ]
-        _fields_ += [("resv", u32 * 3), ("sq_off", SqOffsets), ("cq_off", CqOffsets)]
-
-    return Params
+    user_addr = [("user_addr", ct.c_uint64)]
+    sq_off = make("SqOffsets", "head tail ring_mask ring_entries flags dropped array resv1",
+                    user_addr)  # fmt: skip
+    cq_off = make("CqOffsets", "head tail ring_mask ring_entries overflow cqes flags resv1",
+                    user_addr)  # fmt: skip
+    tail = [("resv", ct.c_uint32 * 3), ("sq_off", sq_off), ("cq_off", cq_off)]
+    return make(
+        "Params", "sq_entries cq_entries flags sq_thread_cpu sq_thread_idle features wq_fd", tail
+    )
 
 
 class Ring:
