@@ -39,7 +39,7 @@ def test_same_order_as_heapq(ops: list) -> None:
     popped_ours, popped_ref = [], []
     for i, (op, when) in enumerate(ops):
         if op == "push":
-            timer = new_timer_handle(when, print, (i,), _LOOP, None)
+            timer = new_timer_handle(when, print, (i,), _LOOP, None, False)
             heap_push(ours, timer)
             heapq.heappush(ref, timer)  # TimerHandle.__lt__ orders by _when, as asyncio's
         elif ref:
@@ -53,7 +53,7 @@ def test_same_order_as_heapq(ops: list) -> None:
 
 
 def test_timer_handle_fields() -> None:
-    timer = new_timer_handle(5.0, print, ("x",), _LOOP, None)
+    timer = new_timer_handle(5.0, print, ("x",), _LOOP, None, False)
     assert timer.when() == 5.0
     assert not timer._scheduled and not timer.cancelled()
     assert timer.get_context() is not None

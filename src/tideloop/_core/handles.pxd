@@ -24,7 +24,7 @@ cdef class Handle:
 
 
 @cython.locals(handle=Handle)
-cpdef Handle new_handle(object callback, tuple args, object loop, object context)
+cpdef Handle new_handle(object callback, tuple args, object loop, object context, bint debug)
 
 
 cdef class ThreadSafeHandle(Handle):
@@ -36,7 +36,7 @@ cdef class ThreadSafeHandle(Handle):
 
 @cython.locals(handle=ThreadSafeHandle)
 cpdef ThreadSafeHandle new_threadsafe_handle(object callback, tuple args, object loop,
-                                             object context)
+                                             object context, bint debug)
 
 
 cdef class TimerHandle(Handle):
@@ -46,4 +46,4 @@ cdef class TimerHandle(Handle):
 
 @cython.locals(timer=TimerHandle)
 cpdef TimerHandle new_timer_handle(double when, object callback, tuple args, object loop,
-                                   object context)
+                                   object context, bint debug)

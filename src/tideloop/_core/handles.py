@@ -140,12 +140,13 @@ class Handle:
 
 
 def new_handle(
-    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any, debug: bool
 ) -> Handle:
     """Make a Handle for ``loop`` without going through ``__init__`` (the loop's fast path).
 
-    Same result as ``Handle(callback, args, loop, context)``, but reads ``loop._debug`` instead
-    of calling ``loop.get_debug()``, and in the compiled build skips argument parsing.
+    Same result as ``Handle(callback, args, loop, context)``, but takes the loop's debug flag
+    from the caller (a typed loop reads it as a C field; ``loop.get_debug()`` would be a
+    Python call), and in the compiled build skips argument parsing.
     """
     handle = Handle.__new__(Handle)
     if context is None:
@@ -156,7 +157,7 @@ def new_handle(
     handle._args = args
     handle._cancelled = False
     handle._repr = None
-    if loop._debug:
+    if debug:
         handle._source_traceback = source_traceback()
     else:
         handle._source_traceback = None
@@ -200,7 +201,7 @@ class ThreadSafeHandle(Handle):
 
 
 def new_threadsafe_handle(
-    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+    callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any, debug: bool
 ) -> ThreadSafeHandle:
     """Make a ThreadSafeHandle for ``loop`` without ``__init__``; see new_handle."""
     handle = ThreadSafeHandle.__new__(ThreadSafeHandle)
@@ -212,7 +213,7 @@ def new_threadsafe_handle(
     handle._args = args
     handle._cancelled = False
     handle._repr = None
-    if loop._debug:
+    if debug:
         handle._source_traceback = source_traceback()
     else:
         handle._source_traceback = None
@@ -221,7 +222,12 @@ def new_threadsafe_handle(
 
 
 def new_timer_handle(
-    when: float, callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any
+    when: float,
+    callback: Callable[..., object],
+    args: tuple[Any, ...],
+    loop: Any,
+    context: Any,
+    debug: bool,
 ) -> TimerHandle:
     """Make a TimerHandle for ``loop`` without ``__init__``; see new_handle."""
     timer = TimerHandle.__new__(TimerHandle)
@@ -233,7 +239,7 @@ def new_timer_handle(
     timer._args = args
     timer._cancelled = False
     timer._repr = None
-    if loop._debug:
+    if debug:
         timer._source_traceback = source_traceback()
     else:
         timer._source_traceback = None

@@ -597,7 +597,7 @@ class Loop:
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")
-        handle = new_handle(callback, args, self, context)
+        handle = new_handle(callback, args, self, context, self._debug)
         self._ready.append(handle)
         return handle
 
@@ -613,9 +613,9 @@ class Loop:
             self._check_callback(callback, "call_soon_threadsafe")
         handle: Handle
         if _PY314:
-            handle = new_threadsafe_handle(callback, args, self, context)
+            handle = new_threadsafe_handle(callback, args, self, context, self._debug)
         else:
-            handle = new_handle(callback, args, self, context)
+            handle = new_handle(callback, args, self, context, self._debug)
         self._ready.append(handle)
         self._waker.wake()
         return handle
@@ -655,7 +655,7 @@ class Loop:
         if self._debug:
             self._check_thread()
             self._check_callback(callback, method)
-        timer = new_timer_handle(when, callback, args, self, context)
+        timer = new_timer_handle(when, callback, args, self, context, self._debug)
         heap_push(self._scheduled, timer)
         timer._scheduled = True
         return timer

@@ -62,13 +62,13 @@ class TransportRegistryMixin:
         """Call callback(*args) whenever fd is readable, until remove_reader(fd)."""
         fd = _fileobj_to_fd(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_reader(fd, new_handle(callback, args, self, None))
+        self._add_reader(fd, new_handle(callback, args, self, None, self.get_debug()))
 
     def add_writer(self: LoopAPI, fd: Any, callback: Callable[..., object], *args: Any) -> None:
         """Call callback(*args) whenever fd is writable, until remove_writer(fd)."""
         fd = _fileobj_to_fd(fd)
         self._ensure_fd_no_transport(fd)
-        self._add_writer(fd, new_handle(callback, args, self, None))
+        self._add_writer(fd, new_handle(callback, args, self, None, self.get_debug()))
 
     def remove_reader(self: LoopAPI, fd: Any) -> bool:
         """Stop watching fd for reading; return True if it was watched."""

@@ -430,11 +430,12 @@ class StreamCore(TransportCore):
 class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
     """tideloop's TCP/Unix stream transport: an asyncio.Transport over a StreamCore.
 
-    ``write`` is not a method here but a slot holding the core's bound ``write``: the hottest
-    call a protocol makes then goes straight to the core, with no forwarding frame.
+    ``write`` and ``is_closing`` are not methods here but slots holding the core's bound
+    methods: the hottest call a protocol makes, and the one every ``StreamWriter.drain()``
+    makes, then go straight to the core, with no forwarding frame.
     """
 
-    __slots__ = ("_core", "write", "__weakref__")
+    __slots__ = ("_core", "write", "is_closing", "__weakref__")
 
     # loop.sendfile() may use os.sendfile on this transport's socket (as asyncio's selector
     # socket transport).
@@ -445,6 +446,7 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
     def __init__(self, core: StreamCore) -> None:
         self._core = core
         self.write = core.write
+        self.is_closing = core.is_closing
 
     def writelines(self, list_of_data: Any) -> None:
         self._core.writelines(list_of_data)
