@@ -12,6 +12,8 @@ Rows (implementations), in the order they take turns:
     tide-c-uring  tide-c with TIDELOOP_POLLER=io_uring (n/a where tideloop falls back to epoll)
     tide-py   tideloop, pure-Python build         (venv "pure")
     c-epoll   bench/c/echo_server.c, epoll level-triggered: the ceiling (no HTTP or TLS row)
+    c-uring   bench/c/uring_echo_server.c, io_uring (multishot accept and recv, provided
+              buffers, SINGLE_ISSUER|DEFER_TASKRUN): the io_uring ceiling (TCP echo only)
 
 Method. The server runs in its own process pinned to one CPU (--server-cpu, default 1), the
 load generator in another pinned to the other (--client-cpu, default 0). For echo workloads
@@ -38,8 +40,8 @@ Ratios are of CPU per request: "x uvloop" 0.88x means 12 % less server CPU per r
 uvloop (lower is better); "of C" is the C server's CPU per request divided by this row's
 (100 % = as cheap as the ceiling). This is a measurement: nothing compares to a threshold.
 
-PyPy (--python .../pypy3.11): rows asyncio, tide-py and c-epoll (uvloop, tide-c and the HTTP
-row, which needs httptools, are n/a there). A fresh PyPy server keeps getting cheaper per
+PyPy (--python .../pypy3.11): rows asyncio, tide-py, c-epoll and c-uring (uvloop, tide-c and
+the HTTP row, which needs httptools, are n/a there). A fresh PyPy server keeps getting cheaper per
 request for seconds (asyncio's 1 KiB Protocol echo, in 1 s windows from the start: 18, 11,
 10.7, 9.9, 9.7 us per request; streams take longer), so there the default warm-up before
 the window is 5 s and the window 2 s (--warmup, --duration).
@@ -77,6 +79,12 @@ CBUILD = _envs.BUILD / "c"
 ECHO_SERVER, HTTP_SERVER = BENCH / "_echo_server.py", BENCH / "_http_server.py"
 
 IMPLS = ["asyncio", "uvloop", "tide-c", "tide-c-uring", "tide-py", "c-epoll"]  # round-robin
+# echo.py's own rows: IMPLS (which instructions.py, idle.py, soak.py and frameworks.py take)
+# plus the io_uring C server, TCP echo only.
+ROWS = [*IMPLS, "c-uring"]
+C_SERVERS = {"c-epoll": "echo_server", "c-uring": "uring_echo_server"}  # row -> bench/c/*.c
+C_KINDS = {"c-epoll": ("protocol", "buffered", "streams", "aiostreams", "taskfloor", "udp"),
+           "c-uring": ("protocol", "buffered", "streams", "aiostreams", "taskfloor")}
 IMPL_ENV = {"asyncio": "base", "uvloop": "base", "tide-c": "compiled",
             "tide-c-uring": "compiled", "tide-py": "pure"}
 IMPL_ALIASES = {"c": "c-epoll", "compiled": "tide-c", "pure": "tide-py", "tideloop": "tide-c",
@@ -148,15 +156,15 @@ class RunFailed(Exception):
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Server CPU per request: tideloop compiled/pure, asyncio, uvloop and a C "
-                    "epoll server, side by side.",
+        description="Server CPU per request: tideloop compiled/pure, asyncio, uvloop and C "
+                    "epoll and io_uring servers, side by side.",
         epilog="workloads (--full): " + ", ".join(WORKLOADS))
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="about 1 minute: 6 workloads, "
                       "3 rounds, 0.5 s windows")
     size.add_argument("--full", action="store_true", help="every workload (see below)")
     ap.add_argument("--only", help="comma-separated workloads or prefixes, from the full list")
-    ap.add_argument("--impls", help="comma-separated subset of " + ",".join(IMPLS))
+    ap.add_argument("--impls", help="comma-separated subset of " + ",".join(ROWS))
     ap.add_argument("--rounds", type=int, help="rounds (default 4, --quick 3)")
     ap.add_argument("--duration", type=float, help="measured seconds per run (default 1.0, "
                     "--quick 0.5; PyPy 2.0; wrk rounds it up to whole seconds)")
@@ -184,7 +192,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     pool = FULL if args.full or args.only else QUICK if args.quick else DEFAULT
     names = micro._pick(args.only, [w.name for w in FULL], "workload")
     args.workloads = [w for w in pool if w.name in names]
-    args.impl_list = micro._pick(args.impls, IMPLS, "implementation", IMPL_ALIASES)
+    args.impl_list = micro._pick(args.impls, ROWS, "implementation", IMPL_ALIASES)
     if args.rounds < 1 or args.duration <= 0 or args.warmup < 0:
         raise SystemExit("--rounds and --duration must be positive, --warmup not negative")
     return args
@@ -194,11 +202,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_c() -> dict[str, Path | str]:
-    """gcc the load generator and the C server if their sources changed; name -> binary, or
-    -> the reason it could not be built."""
+    """gcc the load generators and the C servers if their sources changed; name -> binary,
+    or -> the reason it could not be built."""
     CBUILD.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path | str] = {}
-    for name in ("loadgen", "echo_server", "tls_loadgen"):
+    for name in ("loadgen", "echo_server", "uring_echo_server", "tls_loadgen"):
         src, exe = BENCH / "c" / f"{name}.c", CBUILD / name
         if exe.exists() and exe.stat().st_mtime >= src.stat().st_mtime:
             out[name] = exe
@@ -216,8 +224,8 @@ def build_c() -> dict[str, Path | str]:
 def server_cmd(w: Workload, impl: str, python_of: dict, binaries: dict,
                cold_malloc: bool = False) -> list[str] | None:
     """The command that starts impl's server for w (None: no such row, e.g. C and HTTP)."""
-    if impl == "c-epoll":
-        return None if w.kind in ("http", "tls") else [str(binaries["echo_server"])] + (
+    if impl in C_SERVERS:  # the same server for every TCP echo kind: runs are shared
+        return None if w.kind not in C_KINDS[impl] else [str(binaries[C_SERVERS[impl]])] + (
             ["-u"] if w.kind == "udp" else []) + ["0"]
     py = [python_of[impl], "-I"]
     loop = LOOP_ARGS[impl] + (["--cold-malloc"] if cold_malloc else [])
@@ -479,9 +487,10 @@ def setup_rows(args) -> tuple[dict, dict, dict, dict]:
         else:
             binaries["tls_cert"] = cert
     for impl in args.impl_list:
-        if impl == "c-epoll":
-            if not isinstance(binaries["echo_server"], Path):
-                dead[impl] = f"cannot build bench/c/echo_server.c: {binaries['echo_server']}"
+        if impl in C_SERVERS:
+            name = C_SERVERS[impl]
+            if not isinstance(binaries[name], Path):
+                dead[impl] = f"cannot build bench/c/{name}.c: {binaries[name]}"
             continue
         env = envs[IMPL_ENV[impl]]
         if not env.ok:
@@ -546,8 +555,12 @@ def print_report(args, meta, report, versions) -> None:
           f"clock={args.server_clock} malloc={'cold' if args.cold_malloc else 'warm'}  "
           f"git {meta['git_head']}{dirty}  "
           f"load {meta['loadavg_start']} -> {meta['loadavg_end']}  {meta['elapsed_s']} s")
-    print("  ".join(f"{k}: {v.get('python', '')} {v.get('uvloop') or v.get('tideloop') or ''}"
-                    .rstrip() for k, v in versions.items() if k != "c-epoll"))
+    def label(k: str, v: dict) -> str:
+        if k in C_SERVERS:  # c-uring says which io_uring_setup flags the kernel took
+            return f"{k}: setup={v['setup']}"
+        return f"{k}: {v.get('python', '')} {v.get('uvloop') or v.get('tideloop') or ''}".rstrip()
+    print("  ".join(label(k, v) for k, v in versions.items()
+                    if k not in C_SERVERS or "setup" in v))
     print("us/req = server CPU time per request (median over rounds); user = its user-space "
           "part (utime, the\nrest is the kernel's); srv%/cli% = CPU use of server / load "
           "generator;\nx uvloop, x asyncio = ratio of us/req (<1 = cheaper); "
