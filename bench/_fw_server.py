@@ -18,6 +18,12 @@ uvloop.new_event_loop() or tideloop.new_event_loop()) and runs the framework's s
 with run_until_complete/run_forever: uvicorn is given loop="none" and a listening socket, so
 it neither picks a loop nor binds itself. Start-up, READY/NA lines and the exit on stdin
 close are _echo_server.py's.
+
+Every app counts what it handles in HANDLED: HTTP requests (ASGI app calls, aiohttp handler
+calls, twowrite responses) or WebSocket messages echoed. SIGUSR1 makes the server print
+"HANDLED <n>" on stdout (a loop signal handler, so nothing per request but the increment):
+frameworks.py --instructions divides the instructions by the change of that count, not by
+the load generator's.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import sys
 
@@ -33,6 +40,11 @@ from _echo_server import BACKLOG, NotAvailable, make_loop, serve, warm_malloc  #
 
 BODY = b"Hello, World!"
 APPS = ("uvicorn-httptools", "uvicorn-h11", "aiohttp", "websockets", "twowrite")
+HANDLED = 0  # requests / messages handled; printed on SIGUSR1
+
+
+def _print_handled() -> None:
+    print(f"HANDLED {HANDLED}", flush=True)
 
 
 def _listen(port: int) -> socket.socket:
@@ -51,8 +63,10 @@ def _listen(port: int) -> socket.socket:
 
 
 async def asgi_app(scope, receive, send):
+    global HANDLED
     if scope["type"] != "http":
         return
+    HANDLED += 1
     await send(
         {
             "type": "http.response.start",
@@ -99,6 +113,8 @@ async def start_aiohttp(port: int) -> int:
         raise NotAvailable(f"aiohttp not installed: {e}") from None
 
     async def hello(request):
+        global HANDLED
+        HANDLED += 1
         return web.Response(body=BODY, content_type="text/plain")
 
     app = web.Application()
@@ -120,8 +136,10 @@ async def start_websockets(port: int) -> int:
         raise NotAvailable(f"websockets not installed: {e}") from None
 
     async def echo(ws):
+        global HANDLED
         async for message in ws:
             await ws.send(message)
+            HANDLED += 1
 
     server = await ws_serve(echo, "127.0.0.1", port, compression=None, backlog=BACKLOG)
     return server.sockets[0].getsockname()[1]
@@ -146,6 +164,8 @@ class TwoWriteProtocol(asyncio.Protocol):
             self.transport.close()
 
     def on_message_complete(self):
+        global HANDLED
+        HANDLED += 1
         self.transport.write(HEADERS)
         self.transport.write(BODY)
         if not self.parser.should_keep_alive():
@@ -164,7 +184,16 @@ async def start_twowrite(port: int) -> int:
     return server.sockets[0].getsockname()[1]
 
 
-def starter(app: str, port: int):
+async def start(app: str, port: int) -> int:
+    port = await _starter(app, port)
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_handled)
+    except (NotImplementedError, RuntimeError, ValueError):
+        pass  # no count to read: frameworks.py --instructions reports the run as failed
+    return port
+
+
+def _starter(app: str, port: int):
     if app == "uvicorn-httptools":
         return start_uvicorn(port, "httptools")
     if app == "uvicorn-h11":
@@ -193,7 +222,7 @@ def main() -> None:
         print(f"NA {type(e).__name__}: {e}"[:200], flush=True)
         os._exit(3)
     info["app"] = args.app
-    serve(loop, info, lambda: starter(args.app, args.port))
+    serve(loop, info, lambda: start(args.app, args.port))
 
 
 if __name__ == "__main__":

@@ -37,11 +37,20 @@ interleave the rows; the table shows medians over rounds, with ratios of us/req 
 and asyncio's (< 1 = cheaper). This is a measurement: nothing compares to a threshold.
 
 --instructions: instead of CPU time, each server runs under `valgrind --tool=callgrind` and
-the figure is user-space instructions per request, with instructions.py's method: the
-counters are zeroed just before wrk starts (after the warm-up) and dumped just after it ends
-(websockets: zeroed --warmup seconds into the client's load and dumped --duration seconds
-later, against the client's own count of its window). Repeatable across runs to about 1 %,
-unlike CPU time, but it does not count the kernel's share (the syscalls themselves).
+the figure is user-space instructions per request: the callgrind counters are zeroed while no
+load runs (after wrk's 300-request warm-up; websockets: after --warmup seconds of load, once
+_ws_client.py --hold has stopped sending and every echo is in), the load runs --duration
+seconds, and the counters are dumped once it has ended and the server is idle (its CPU time
+stopped moving). The divisor is the number of requests the SERVER handled between the zero
+and the dump: _fw_server.py counts them and prints the count on SIGUSR1, read just before
+the zero and just before the dump. Under callgrind the server is ~50x slower, so a window
+holds only ~100-2000 requests, and the client's own count (wrk's, which misses the requests
+in flight when it stops) can be off by 10-25 %; the client's count is kept in the JSON
+("client_requests") and shown when the two differ by more than 2 %. The window also holds
+wrk's 10 connects and closes (not the WebSocket handshakes, done before the zero).
+Repeatable across runs to about 1 %, unlike CPU time, but it does not count the kernel's
+share (the syscalls themselves). The CPU-time mode divides by the client's count (its
+windows are long enough for the difference not to matter).
 """
 
 from __future__ import annotations
@@ -52,9 +61,13 @@ import datetime
 import json
 import os
 import platform
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,6 +75,7 @@ import _envs
 import echo
 import instructions
 import micro
+from echo import RunFailed
 
 BENCH = Path(__file__).resolve().parent
 FW_SERVER = BENCH / "_fw_server.py"
@@ -307,9 +321,176 @@ def run_cpu(args, cmds: dict, na: dict) -> tuple[dict, bool]:
     return report, interrupted
 
 
+def _readline(f, timeout: float, what: str) -> str:
+    ready, _, _ = select.select([f], [], [], timeout)
+    line = f.readline().strip() if ready else ""
+    if not line:
+        raise RunFailed(f"no {what} within {timeout:.0f} s")
+    return line
+
+
+def handled(p: subprocess.Popen, pid: int, port: int) -> int:
+    """The server's count of handled requests / messages (SIGUSR1 -> "HANDLED <n>").
+
+    Under valgrind a signal sent while the server sleeps in io_uring_enter() (the
+    tide-c-uring row) is only delivered when that call returns: if no answer comes within
+    2 s, a TCP connect + close to the server's port wakes it (a few instructions more in
+    the window, one accepted connection with no request: the count does not change)."""
+    os.kill(pid, signal.SIGUSR1)
+    ready, _, _ = select.select([p.stdout], [], [], 2)
+    if not ready:
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+    line = _readline(p.stdout, 30, "HANDLED line from the server")
+    if not line.startswith("HANDLED "):
+        raise RunFailed(f"server answered SIGUSR1 with {line[:80]!r}")
+    return int(line.split()[1])
+
+
+def wait_idle(pid: int, interval: float = 0.25, timeout: float = 60) -> float:
+    """Wait until the server's CPU time (utime+stime) stays put for two intervals in a row
+    (so it has answered every request it got and handled the closes); -> seconds waited."""
+    t0 = time.monotonic()
+    last, quiet = echo.server_cpu(pid)[0], 0
+    while quiet < 2 and time.monotonic() - t0 < timeout:
+        time.sleep(interval)
+        now = echo.server_cpu(pid)[0]
+        quiet = quiet + 1 if now - last < 0.015 else 0
+        last = now
+    if quiet < 2:
+        raise RunFailed(f"server not idle after {timeout:.0f} s")
+    return time.monotonic() - t0
+
+
+def counted_window(p, pid: int, port: int, flag: str) -> tuple[int, float, float]:
+    """Wait for the server to go idle, read its count, then zero (-z) or dump (-d);
+    -> (count, monotonic time of the callgrind_control call, seconds it took)."""
+    wait_idle(pid)
+    n = handled(p, pid, port)
+    at, took = instructions.callgrind_control(flag, pid)
+    if handled(p, pid, port) != n:  # read after the call, so it is not in the window
+        raise RunFailed("the server handled requests while idle")
+    return n, at, took
+
+
+def load_wrk(w, p, pid: int, port: int, args, pin: list[str]) -> dict:
+    """echo.py's warm-up, then zero (idle), wrk for --duration, dump (idle again)."""
+    requests, elapsed, first, last = echo.run_wrk(
+        w, port, args, pin, lambda: counted_window(p, pid, port, "-z"),
+        lambda: counted_window(p, pid, port, "-d"),
+    )  # fmt: skip
+    return {
+        "requests": last[0] - first[0],
+        "client_requests": requests,
+        "elapsed": elapsed,
+        "lost": 0,
+        "cg_window": last[1] - first[1],
+        "zero_call_s": first[2],
+        "dump_call_s": last[2],
+    }
+
+
+def load_ws(w, p, pid: int, port: int, args, pin: list[str]) -> dict:
+    """_ws_client.py --hold: --warmup s of load, pause; zero (idle); --duration s of load,
+    pause (every echo in); dump (idle); then the client closes its connections."""
+    cmd = pin + [sys.executable, str(WS_CLIENT), "-p", str(port), "-c", str(w.conns),
+                 "-s", str(w.size), "-w", str(args.warmup), "-d", str(args.duration),
+                 "-P", str(pid), "--hold"]  # fmt: skip
+    lg = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = _readline(lg.stdout, args.warmup + 120, "PAUSED from _ws_client.py")
+        if line != "PAUSED":
+            raise RunFailed(f"_ws_client.py: {line[:160]}")
+        first = counted_window(p, pid, port, "-z")
+        lg.stdin.write("go\n")
+        lg.stdin.flush()
+        out = _readline(lg.stdout, args.duration + 120, "result from _ws_client.py")
+        last = counted_window(p, pid, port, "-d")
+        _, err = lg.communicate(timeout=60)  # closes its stdin: it closes its sockets
+    except RunFailed as e:
+        lg.kill()
+        err = lg.communicate()[1].strip()
+        raise RunFailed(f"{e}" + (f" (_ws_client.py: {err[-160:]})" if err else "")) from None
+    finally:
+        if lg.poll() is None:
+            lg.kill()
+            lg.wait()
+    if lg.returncode != 0:
+        raise RunFailed(f"_ws_client.py: {(err.strip() or f'exit {lg.returncode}')[-160:]}")
+    kv = dict(item.split("=", 1) for item in out.split())
+    return {
+        "requests": last[0] - first[0],
+        "client_requests": int(kv["requests"]),
+        "elapsed": float(kv["elapsed"]),
+        "lost": 0,
+        "cg_window": last[1] - first[1],
+        "zero_call_s": first[2],
+        "dump_call_s": last[2],
+    }
+
+
+def run_one_instructions(w, cmd: list[str], args, pins: dict, loadgen, tag: str) -> dict:
+    """instructions.run_one with the server's count of handled requests as the divisor."""
+    tmp = Path(tempfile.mkdtemp(prefix="tideloop-cg-"))
+    valgrind = ["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.%p.out"]
+    try:
+        p, pid, port, info = echo.start_server(
+            cmd, pins["server"] + valgrind, timeout=instructions.START_TIMEOUT
+        )
+        try:
+            load = load_wrk if w.kind == "http" else load_ws
+            sample = load(w, p, pid, port, args, pins["client"])
+            dump, total, totals = instructions.read_dump(tmp, pid)
+            share = instructions.copy_share(dump)
+            if p.poll() is not None:
+                raise RunFailed(f"server exited during the run: {echo.stop_server(p)}")
+        finally:
+            echo.stop_server(p)
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(dump, Path(args.keep) / f"callgrind.{tag}.out")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if sample["requests"] <= 0 or total <= 0:
+        raise RunFailed(f"nothing measured: {sample}")
+    sample.update(
+        instructions=total,
+        totals_line=totals,
+        memcpy_share=share,
+        instr_per_req=total / sample["requests"],
+        instr_per_client_req=total / sample["client_requests"]
+        if sample["client_requests"]
+        else None,
+        info=info,
+    )
+    return sample
+
+
+def count_notes(report: dict) -> list[str]:
+    """Runs where the client's count of its window is over 2 % off the server's."""
+    out = []
+    for name, entry in report.items():
+        for impl, c in entry["impls"].items():
+            for s in c.get("samples", []):
+                srv, cli = s["requests"], s["client_requests"]
+                if abs(cli - srv) > 0.02 * srv:
+                    per = s["instr_per_client_req"]
+                    out.append(
+                        f"{name}/{impl}: server handled {srv}, client counted {cli} "
+                        f"({100 * (cli - srv) / srv:+.1f} %): {s['instr_per_req']:,.0f} "
+                        f"instr/req by the server's count, "
+                        + (f"{per:,.0f} by the client's" if per else "none by the client's")
+                    )
+    return out
+
+
 def run_instructions(args, cmds: dict, na: dict) -> tuple[dict, bool]:
-    # instructions.run_all looks the workload of each run up by name in its module's table.
+    # instructions.run_all looks the workload of each run up by name in its module's table,
+    # and calls its module's run_one: this module's divides by the server's own count.
     instructions.WORKLOADS = dict(WORKLOADS)
+    instructions.run_one = run_one_instructions
     samples, interrupted = instructions.run_all(args, cmds, na, WS_CLIENT)
     report = instructions.build_report(args, samples, na)
     for entry in report.values():
@@ -387,9 +568,10 @@ def main(argv=None) -> int:
               "copy% = share in memcpy/memmove;\nx uvloop, x asyncio = ratio of instr/req "
               "(<1 = fewer)\n")  # fmt: skip
         print(instructions.format_table(report, args.rounds))
-        skews = instructions.window_notes(report)
-        if skews:
-            print("\nslow callgrind_control calls:\n" + "\n".join(skews))
+        notes = count_notes(report)
+        if notes:
+            print("\nclient's count of the window off the server's by more than 2 %:\n"
+                  + "\n".join(notes))  # fmt: skip
     else:
         print("us/req = server CPU time per request (median over rounds); user = its utime "
               "part; srv%/cli% = CPU use of\nserver / load generator; x uvloop, x asyncio = "
