@@ -20,6 +20,7 @@ cdef int _SQE_SIZE
 cdef int _CQE_SIZE
 cdef unsigned long long _EPOLL_TAG
 cdef int _ENTER_GETEVENTS
+cdef long long _NS_PER_MS
 
 
 @cython.final

@@ -66,6 +66,8 @@ _POLLIN = 0x001
 _SQE_SIZE = 64
 _CQE_SIZE = 16
 _ENTRIES = 64
+# A C long long in the compiled build: ms -> ns in 64 bits (an int product overflows at 2.1 s).
+_NS_PER_MS = 1_000_000
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 #: user_data of the poll on the epoll fd; completion-mode requests use other values.
@@ -480,7 +482,7 @@ class UringPoller(EpollPoller):
     def _wait(self, timeout_ms: int) -> int:
         """The compiled loop's wait (see EpollPoller._wait): the events land in epoll's array."""
         if timeout_ms != 0 and not self._wait_ring(
-            -1 if timeout_ms < 0 else timeout_ms * 1_000_000
+            -1 if timeout_ms < 0 else timeout_ms * _NS_PER_MS
         ):
             return 0
         return EpollPoller._wait(self, 0)
