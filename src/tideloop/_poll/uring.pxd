@@ -66,7 +66,7 @@ cdef class BufferRing:
     cdef unsigned int _tail
     cdef unsigned int _mask
     cdef readonly Py_ssize_t size
-    cdef readonly int group
+    cdef readonly object group  # a Python int: shifted by 32 into the register argument
 
     @cython.locals(entry=size_t, addr=size_t)
     cdef int _put(self, unsigned int bid) except -1
