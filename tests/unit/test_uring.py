@@ -153,6 +153,24 @@ def test_signal_handler_wakes_the_ring_wait() -> None:
         assert r.run(main()) == "handled"
 
 
+@needs_uring
+def test_a_timer_only_wait_over_two_seconds_ends() -> None:
+    # The compiled wait turns the loop's ms into ns; in a C int that overflowed past 2.1 s and
+    # the wait had no end. Nothing but the timer may wake this loop, hence the child process.
+    code = textwrap.dedent(
+        """
+        import asyncio, time, tideloop
+        loop = tideloop.new_event_loop(poller="io_uring")
+        t = time.monotonic()
+        loop.run_until_complete(asyncio.sleep(2.2))
+        print(round(time.monotonic() - t, 1) >= 2.2)
+        loop.close()
+        """
+    )
+    result = _run(code)
+    assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr
+
+
 # ------------------------------------------------------------------------- (c) the ring
 
 
