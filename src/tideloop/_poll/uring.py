@@ -108,6 +108,22 @@ def _params_type() -> Any:
     )
 
 
+def _pin(ct: Any, mm: mmap.mmap, maps: list, pins: list) -> int:
+    """Keep ``mm`` (in ``maps``) with a ctypes view pinning it (in ``pins``); its address."""
+    maps.append(mm)
+    pin = ct.c_char.from_buffer(mm)
+    pins.append(pin)
+    return int(ct.addressof(pin))
+
+
+def _unmap(maps: list, pins: list) -> None:
+    """Close what ``_pin`` kept: the views first (a mapping with exports cannot close)."""
+    pins.clear()
+    for mm in maps:
+        mm.close()
+    maps.clear()
+
+
 class Ring:
     """One io_uring: queue SQEs with ``prep``, submit and wait with ``enter``, take the CQEs
     with ``reap``. The loop's thread only.
@@ -198,10 +214,7 @@ class Ring:
             mmap.PROT_READ | mmap.PROT_WRITE,
             offset=offset,
         )
-        self._maps.append(mm)
-        pin = self._ct.c_char.from_buffer(mm)
-        self._pins.append(pin)
-        return self._ct.addressof(pin)
+        return _pin(self._ct, mm, self._maps, self._pins)
 
     def fileno(self) -> int:
         return self._fd
@@ -319,10 +332,7 @@ class Ring:
 
     def close(self) -> None:
         """Unmap and close; idempotent. Requests in flight are cancelled by the kernel."""
-        self._pins = []  # the ctypes views first: a mapping with exports cannot close
-        for mm in self._maps:
-            mm.close()
-        self._maps = []
+        _unmap(self._maps, self._pins)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -381,7 +391,7 @@ class BufferRing:
         try:
             ring.register(_REGISTER_PBUF_RING, ct.addressof(reg), 1)
         except BaseException:
-            self._unmap()
+            _unmap(self._maps, self._pins)
             raise
         for bid in range(count):
             self._put(bid)
@@ -389,10 +399,7 @@ class BufferRing:
 
     def _anonymous(self, size: int) -> int:
         mm = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        self._maps.append(mm)
-        pin = self._ct.c_char.from_buffer(mm)
-        self._pins.append(pin)
-        return self._ct.addressof(pin)
+        return _pin(self._ct, mm, self._maps, self._pins)
 
     def _put(self, bid: int) -> int:
         entry = self._entries + (self._tail & self._mask) * 16
@@ -435,13 +442,7 @@ class BufferRing:
                 self._ring.register(_UNREGISTER_PBUF_RING, self._ct.addressof(reg), 1)
             except OSError:
                 pass  # the ring is closed (its close dropped the group) or never had it
-            self._unmap()
-
-    def _unmap(self) -> None:
-        self._pins = []
-        for mm in self._maps:
-            mm.close()
-        self._maps = []
+            _unmap(self._maps, self._pins)
 
 
 class UringPoller(EpollPoller):
