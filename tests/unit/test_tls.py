@@ -149,6 +149,53 @@ def test_server_closes_first(loop_impl: Any, server_ctx: Any, client_ctx: Any) -
     run(loop_impl, main)
 
 
+def test_a_broken_connection_leaves_the_next_close_clean(
+    loop_impl: Any, server_ctx: Any, client_ctx: Any
+) -> None:
+    """One connection dies of a TLS error (garbage where a record should be); then another
+    closes cleanly: the server sees that one's EOF and connection_lost(None). (On PyPy the
+    first error stayed in OpenSSL's per-thread queue and came out of the second connection's
+    close_notify read; tls_core's _clear_openssl_errors.)"""
+    if loop_impl.impl == "aio" and sys.implementation.name == "pypy":
+        # Not an xfail: PyPy's asyncio fails it (the stale error), and the failure keeps
+        # SSLObjects alive until a later collection, which test_no_leaks... would count.
+        pytest.skip("PyPy's asyncio has the bug: its ssl leaves the first error in the queue")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: None)  # the broken one is reported
+        served = Collector(Recorder)
+        server, port = await _serve(server_ctx, served)
+        (tr_a, pr_a), (tr_b, pr_b) = [
+            await loop.create_connection(
+                Recorder, HOST, port, ssl=client_ctx, server_hostname="localhost"
+            )
+            for _ in range(2)
+        ]
+        try:
+            srv_a, srv_b = await served.get(0), await served.get(1)
+            tr_a.write(b"a")
+            tr_b.write(b"b")
+            await srv_a.wait_for_bytes(1)
+            await srv_b.wait_for_bytes(1)
+            # Not a TLS record: the server's read of A fails with an SSLError.
+            garbage = b"\x17\x03\x03\x00\x20" + b"\0" * 32
+            os.write(tr_a.get_extra_info("socket").fileno(), garbage)
+            exc_a = await asyncio.wait_for(srv_a.lost, 10)
+            assert isinstance(exc_a, ssl.SSLError)
+            tr_b.close()
+            assert await asyncio.wait_for(srv_b.lost, 10) is None
+            assert srv_b.events == ["made", "data", "eof", ("lost", None)]
+        finally:
+            for tr, pr in ((tr_a, pr_a), (tr_b, pr_b)):
+                tr.abort()
+                await asyncio.wait_for(pr.lost, 10)
+            server.close()
+            await server.wait_closed()
+
+    run(loop_impl, main)
+
+
 def test_large_writes_flow_control(loop_impl: Any, server_ctx: Any, client_ctx: Any) -> None:
     """The server pauses reading: the client's writes back up through both layers until the
     client's protocol is paused; resuming the server drains everything, intact."""

@@ -16,6 +16,7 @@ cdef bint _PY314
 
 cdef object _SSLAgainErrors
 cdef object _SSLError
+cdef object _clear_openssl_errors
 cdef object _CertificateError
 cdef object _MemoryBIO
 cdef object _BufferedProtocol

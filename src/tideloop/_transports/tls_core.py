@@ -77,6 +77,24 @@ _NATIVE = not __file__.endswith(".py")
 # close(), also after the peer's EOF, and its app transport is closing once the raw one is.
 _PY314 = sys.version_info >= (3, 14)
 
+
+def _no_stale_errors() -> None:
+    """Nothing to do: CPython's ssl empties OpenSSL's (per-thread) error queue when it
+    raises an SSLError."""
+
+
+# PyPy's ssl (cffi) leaves the error that an SSLError reports in OpenSSL's per-thread queue.
+# SSL_get_error() looks at that queue first, so the next connection of the thread whose
+# SSL_read meets the peer's close_notify got SSL_ERROR_SSL and raised the stale error (say
+# "application data after close notify" of a connection cut earlier) instead of a clean
+# EOF. _fatal_error() empties the queue after every SSLError here.
+try:
+    from _cffi_ssl._stdssl import lib as _pypy_openssl  # type: ignore[import-not-found]
+
+    _clear_openssl_errors = _pypy_openssl.ERR_clear_error
+except (ImportError, AttributeError):
+    _clear_openssl_errors = _no_stale_errors
+
 # TLS states (ints, so that the compiled build compares C ints).
 TLS_UNWRAPPED = 0
 TLS_DO_HANDSHAKE = 1
@@ -771,6 +789,8 @@ class TLSCore:
     # ------------------------------------------------------------------ errors
 
     def _fatal_error(self, exc: Any, message: str = "Fatal error on transport") -> None:
+        if isinstance(exc, _SSLError):
+            _clear_openssl_errors()  # PyPy: see _clear_openssl_errors
         transport = self._transport
         if transport is not None:
             _force_close(transport, exc)
