@@ -127,14 +127,19 @@ def warm_malloc() -> None:
     del block
 
 
-def make_loop(name: str, compiled: str | None,
-              poller: str | None = None) -> tuple[asyncio.AbstractEventLoop, dict]:
+def make_loop(name: str, compiled: str | None, poller: str | None = None,
+              eager_writes: bool = False) -> tuple[asyncio.AbstractEventLoop, dict]:
     """The loop to benchmark, and facts about it; NotAvailable if it is not what was asked.
 
     poller (tideloop only): the backend to ask for through TIDELOOP_POLLER, which tideloop
     reads when the loop is created. A tideloop that does not know the name (ValueError) or
     falls back to epoll (it logs "io_uring is unavailable") gives NotAvailable, so the row is
-    n/a rather than a second epoll row."""
+    n/a rather than a second epoll row. eager_writes (tideloop only): TIDELOOP_DEFER_WRITES=0,
+    every write sent at once (the tide-c-eager row)."""
+    if eager_writes:
+        if name != "tideloop":
+            raise SystemExit("--eager-writes is for --loop tideloop only")
+        os.environ["TIDELOOP_DEFER_WRITES"] = "0"
     if poller:
         if name != "tideloop":
             raise SystemExit("--poller is for --loop tideloop only")
@@ -232,13 +237,15 @@ def main() -> None:
     ap.add_argument("--udp", action="store_true")
     ap.add_argument("--tls", nargs=2, metavar=("CERTFILE", "KEYFILE"))
     ap.add_argument("--poller", help="tideloop backend (TIDELOOP_POLLER), e.g. io_uring")
+    ap.add_argument("--eager-writes", action="store_true",
+                    help="tideloop: TIDELOOP_DEFER_WRITES=0 (each write sent at once)")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cold-malloc", action="store_true", help="skip warm_malloc()")
     args = ap.parse_args()
     if not args.cold_malloc:
         warm_malloc()
     try:
-        loop, info = make_loop(args.loop, args.compiled, args.poller)
+        loop, info = make_loop(args.loop, args.compiled, args.poller, args.eager_writes)
     except (NotAvailable, ImportError) as e:
         print(f"NA {type(e).__name__}: {e}"[:200], flush=True)
         os._exit(3)

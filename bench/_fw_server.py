@@ -211,13 +211,15 @@ def main() -> None:
     ap.add_argument("--loop", required=True, choices=("asyncio", "uvloop", "tideloop"))
     ap.add_argument("--compiled", choices=("0", "1"), help="require tideloop.COMPILED")
     ap.add_argument("--poller", help="tideloop backend (TIDELOOP_POLLER), e.g. io_uring")
+    ap.add_argument("--eager-writes", action="store_true",
+                    help="tideloop: TIDELOOP_DEFER_WRITES=0 (each write sent at once)")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cold-malloc", action="store_true", help="skip warm_malloc()")
     args = ap.parse_args()
     if not args.cold_malloc:
         warm_malloc()
     try:
-        loop, info = make_loop(args.loop, args.compiled, args.poller)
+        loop, info = make_loop(args.loop, args.compiled, args.poller, args.eager_writes)
     except (NotAvailable, ImportError, ValueError) as e:
         print(f"NA {type(e).__name__}: {e}"[:200], flush=True)
         os._exit(3)

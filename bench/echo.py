@@ -9,6 +9,7 @@ Rows (implementations), in the order they take turns:
     asyncio   stock asyncio loop                  (venv "base", from _envs.py)
     uvloop    uvloop                              (venv "base")
     tide-c    tideloop, compiled build            (venv "compiled")
+    tide-c-eager  tide-c with TIDELOOP_DEFER_WRITES=0: each write sent at once (no flush list)
     tide-c-uring  tide-c with TIDELOOP_POLLER=io_uring (n/a where tideloop falls back to epoll)
     tide-py   tideloop, pure-Python build         (venv "pure")
     c-epoll   bench/c/echo_server.c, epoll level-triggered: the ceiling (no HTTP or TLS row)
@@ -78,7 +79,8 @@ BENCH = Path(__file__).resolve().parent
 CBUILD = _envs.BUILD / "c"
 ECHO_SERVER, HTTP_SERVER = BENCH / "_echo_server.py", BENCH / "_http_server.py"
 
-IMPLS = ["asyncio", "uvloop", "tide-c", "tide-c-uring", "tide-py", "c-epoll"]  # round-robin
+IMPLS = ["asyncio", "uvloop", "tide-c", "tide-c-eager", "tide-c-uring", "tide-py",
+         "c-epoll"]  # round-robin
 # echo.py's own rows: IMPLS (which instructions.py, idle.py, soak.py and frameworks.py take)
 # plus the io_uring C server, TCP echo only.
 ROWS = [*IMPLS, "c-uring"]
@@ -86,11 +88,13 @@ C_SERVERS = {"c-epoll": "echo_server", "c-uring": "uring_echo_server"}  # row ->
 C_KINDS = {"c-epoll": ("protocol", "buffered", "streams", "aiostreams", "taskfloor", "udp"),
            "c-uring": ("protocol", "buffered", "streams", "aiostreams", "taskfloor")}
 IMPL_ENV = {"asyncio": "base", "uvloop": "base", "tide-c": "compiled",
-            "tide-c-uring": "compiled", "tide-py": "pure"}
+            "tide-c-eager": "compiled", "tide-c-uring": "compiled", "tide-py": "pure"}
 IMPL_ALIASES = {"c": "c-epoll", "compiled": "tide-c", "pure": "tide-py", "tideloop": "tide-c",
                 "aio": "asyncio", "uv": "uvloop", "uring": "tide-c-uring"}
 LOOP_ARGS = {"asyncio": ["--loop", "asyncio"], "uvloop": ["--loop", "uvloop"],
              "tide-c": ["--loop", "tideloop", "--compiled", "1"],
+             # TIDELOOP_DEFER_WRITES=0: each write sent at once, as before the flush list
+             "tide-c-eager": ["--loop", "tideloop", "--compiled", "1", "--eager-writes"],
              # the server sets TIDELOOP_POLLER=io_uring before it makes the loop, and says NA
              # (row n/a) if the build does not know io_uring or falls back to epoll
              "tide-c-uring": ["--loop", "tideloop", "--compiled", "1", "--poller", "io_uring"],

@@ -72,6 +72,8 @@ cdef class Loop:
     cdef public Waker _waker
     cdef public int _waker_fd
     cdef public LoopStats _stats
+    cdef public IOWatcher _flush_head
+    cdef public IOWatcher _flush_tail
 
     cpdef _check_closed(self)
 
@@ -85,6 +87,8 @@ cdef class Loop:
     cpdef _run_once(self)
 
     cdef _run_handle_debug(self, Handle handle)
+    @cython.locals(watcher=IOWatcher)
+    cdef _flush_writes(self)
 
     @cython.locals(entry=FdEntry, fds=dict, watcher=IOWatcher)
     cdef _process_event(self, int fd, int mask)

@@ -8,7 +8,8 @@ One pass of the loop (``_run_once``), as in asyncio:
 3. take the timers due by ``time() + clock_resolution`` off the heap;
 4. run, in asyncio's order, the callbacks queued before the pass, then I/O in event order
    (reader/writer Handles, queued as asyncio's are, and IOWatchers, called inline with no Handle
-   per event), then the due timers. What they schedule waits for the next pass.
+   per event), then the due timers. What they schedule waits for the next pass;
+5. let the watchers that deferred writes during the pass send them (``_flush_writes``).
 
 The core knows fds, handles and watchers, nothing above them: the layers above reach it
 through ``_add_reader``/``_add_writer``/``_remove_reader``/``_remove_writer`` (an fd and a
@@ -175,6 +176,10 @@ class Loop:
         # run_forever() restarts t_last; set here too for those who call _run_once() directly.
         self._stats = LoopStats()
         self._stats.t_last = _now()
+        # Watchers whose writes wait for the end of the pass, a FIFO chained through their
+        # _flush_next (see _flush_writes and IOWatcher._defer_flush).
+        self._flush_head: IOWatcher | None = None
+        self._flush_tail: IOWatcher | None = None
 
     def __repr__(self) -> str:
         return (
@@ -207,6 +212,8 @@ class Loop:
         stats.t_run = stats.t_last = _now()
 
     def _run_forever_cleanup(self) -> None:
+        if self._flush_head is not None:  # a pass ended by an exception escaping a callback
+            self._flush_writes()
         stats = self._stats
         now = _now()
         if stats.in_poll:  # the poll raised (KeyboardInterrupt in select, say)
@@ -469,6 +476,27 @@ class Loop:
                 ready[ntodo - i : ntodo - i] = timers[t:]
         handle = None  # Needed to break cycles when an exception occurs.
         timer = None
+        if self._flush_head is not None:
+            self._flush_writes()
+
+    def _flush_writes(self) -> None:
+        """End of a pass: let each watcher that deferred writes during it send them.
+
+        Transports defer the writes made while the loop runs so that the writes of one pass
+        leave in one send (a response's headers and body, say). Invariant: a watcher is in
+        the chain from ``_flush_head`` to ``_flush_tail`` at most once (its own flag says
+        so), in the order of its first write; it is unlinked before its ``_on_flush`` runs,
+        so writes made while flushing are flushed in this same call, and an exception
+        escaping a flush leaves the rest chained for the next call. A chain, not a list: no
+        allocation per pass.
+        """
+        while self._flush_head is not None:
+            watcher = self._flush_head
+            self._flush_head = watcher._flush_next
+            if self._flush_head is None:
+                self._flush_tail = None
+            watcher._flush_next = None
+            watcher._on_flush()
 
     def _run_handle_debug(self, handle: Any) -> None:
         try:

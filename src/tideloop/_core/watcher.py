@@ -19,10 +19,18 @@ from __future__ import annotations
 class IOWatcher:
     """Base class of what the loop calls inline on fd readiness (see the module docstring)."""
 
-    __slots__ = ()
+    # _flush_next: the next watcher in the loop's end-of-pass chain (Loop._flush_writes), or
+    # None; set by whoever chains the watcher.
+    __slots__ = ("_flush_next",)
+    _flush_next: IOWatcher | None
 
     def _on_readable(self) -> None:
         raise NotImplementedError
 
     def _on_writable(self) -> None:
         raise NotImplementedError
+
+    def _on_flush(self) -> None:
+        """End of the pass, for a watcher that chained itself to the loop's
+        ``_flush_head``..``_flush_tail``: send the writes it deferred (see
+        ``Loop._flush_writes``); the same rules as above."""

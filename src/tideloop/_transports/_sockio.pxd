@@ -8,12 +8,12 @@
 #
 # Per-loop state (tideloop_rx): what the reading shims reuse lives in a tideloop_rx that one
 # loop owns (base.py's RecvState, loop._recv_state; every transport core of the loop keeps a
-# reference): the receive buffer, the spare bytes object, the last datagram's source address.
+# reference): the receive buffer, the spare bytes objects, the last datagram's source address.
 # Only the loop's thread reads through it, so loops in different threads share none of it.
 # (These were process-wide statics. With the GIL that was safe, for no shim releases the GIL
 # or runs Python code between filling the buffer or the address and consuming it; with two
 # reads truly at once, as under free threading, one loop's bytes could reach another's
-# protocol.) Per loop rather than per thread: it is freed with the loop, spare included, and
+# protocol.) Per loop rather than per thread: it is freed with the loop, spares included, and
 # a loop may run on one thread and later on another.
 #
 # Datagrams (AF_INET/AF_INET6 only): tideloop_recvfrom_data reads one datagram like
@@ -28,11 +28,14 @@
 # and the copy happen in one call, without releasing the GIL or running Python code.
 #
 # tideloop_recycle_bytes(rx, data) is called by a stream transport once data_received(data)
-# has returned: if nothing but the caller references `data` any more (refcount 1), and it is
-# over 512 bytes (below that pymalloc is cheap) and at most 64 KiB, it becomes rx's one spare,
-# and the loop's next read of exactly its length reuses it (new contents, cached hash reset)
-# instead of a malloc and a free: a glibc round trip of ~500 instructions for 1 KiB, whose
-# chunk is just above tcache's reach. No one can observe the reuse: the object was
+# has returned, and again once it has sent a pass's deferred write: if nothing but the caller
+# references `data` any more (refcount 1), and it is over 512 bytes (below that pymalloc is
+# cheap) and at most 64 KiB, it joins rx's spares (a stack of at most 16 of one size, 256 KiB
+# in all; a bytes of another size replaces them), and the loop's next read of exactly its
+# length reuses the top one (new contents, cached hash reset) instead of a malloc and a free:
+# a glibc round trip of ~500 instructions for 1 KiB, whose chunk is just above tcache's reach.
+# Several, because an echo's bytes now live until the pass's end: ten connections read in one
+# pass are ten live objects. No one can observe the reuse: the object was
 # unreachable. Off where the refcount is not exact (free-threaded builds) and on Pythons
 # newer than we test.
 #
@@ -60,8 +63,15 @@ cdef extern from *:
     #endif
 
     /* One loop's read state (owned by base.py's RecvState). */
+    /* Spares kept at once: a pass that reads n connections before any of their bytes die
+       (a stream transport sends a pass's echoes at its end) recycles up to n of them. */
+    #define TIDELOOP_NSPARE 16
+    #define TIDELOOP_SPARE_BYTES (256 * 1024)
+
     typedef struct {
-        PyObject *spare;    /* a bytes object nobody else references (TIDELOOP_SPARE only) */
+        PyObject *spares[TIDELOOP_NSPARE];  /* bytes objects nobody else references, a stack */
+        int nspare;
+        Py_ssize_t spare_bytes;             /* their total size */
         socklen_t addrlen;  /* the last datagram's source address (0: none) */
         struct sockaddr_storage addr;
         char buf[TIDELOOP_RECV_BUFSIZE];  /* scratch of one read; never touched in full */
@@ -71,22 +81,28 @@ cdef extern from *:
     static CYTHON_UNUSED tideloop_rx *tideloop_rx_new(void) {
         tideloop_rx *rx = (tideloop_rx *)PyMem_RawMalloc(sizeof(tideloop_rx));
         if (rx == NULL) return NULL;
-        rx->spare = NULL;
+        rx->nspare = 0;
+        rx->spare_bytes = 0;
         rx->addrlen = 0;
         return rx;
     }
 
     static CYTHON_UNUSED void tideloop_rx_free(tideloop_rx *rx) {
         if (rx == NULL) return;
-        Py_CLEAR(rx->spare);
+        while (rx->nspare > 0) {
+            rx->nspare--;
+            Py_CLEAR(rx->spares[rx->nspare]);
+        }
         PyMem_RawFree(rx);
     }
 
     static CYTHON_UNUSED PyObject *tideloop_bytes_from_buffer(tideloop_rx *rx, Py_ssize_t n) {
     #ifdef TIDELOOP_SPARE
-        PyObject *b = rx->spare;
+        PyObject *b = rx->nspare > 0 ? rx->spares[rx->nspare - 1] : NULL;
         if (b != NULL && Py_SIZE(b) == n) {
-            rx->spare = NULL;
+            rx->nspare--;
+            rx->spares[rx->nspare] = NULL;
+            rx->spare_bytes -= n;
             memcpy(PyBytes_AS_STRING(b), rx->buf, (size_t)n);
             _Py_COMP_DIAG_PUSH
             _Py_COMP_DIAG_IGNORE_DEPR_DECLS
@@ -102,8 +118,19 @@ cdef extern from *:
     #ifdef TIDELOOP_SPARE
         if (Py_REFCNT(b) == 1 && PyBytes_CheckExact(b) && Py_SIZE(b) > 512
                 && Py_SIZE(b) <= 65536) {
+            if (rx->nspare > 0 && Py_SIZE(rx->spares[rx->nspare - 1]) != Py_SIZE(b)) {
+                /* Another size now: the old ones would only be taken after this one. */
+                while (rx->nspare > 0) {
+                    rx->nspare--;
+                    Py_CLEAR(rx->spares[rx->nspare]);
+                }
+                rx->spare_bytes = 0;
+            }
+            if (rx->nspare == TIDELOOP_NSPARE
+                    || rx->spare_bytes + Py_SIZE(b) > TIDELOOP_SPARE_BYTES) return;
             Py_INCREF(b);
-            Py_XSETREF(rx->spare, b);
+            rx->spares[rx->nspare++] = b;
+            rx->spare_bytes += Py_SIZE(b);
         }
     #endif
     }
@@ -299,6 +326,52 @@ cdef extern from *:
         return (Py_ssize_t)n;
     }
 
+    /* One sendmsg of a list's bytes-like items (at most TIDELOOP_SENDV_MAX of them; the
+       caller sends the rest after): the bytes the kernel took. What a transport's flush of
+       a pass's writes needs, without socket.sendmsg's argument parsing and list copy. */
+    #define TIDELOOP_SENDV_MAX 64
+
+    static CYTHON_UNUSED Py_ssize_t tideloop_sendv(int fd, PyObject *list) {
+        struct iovec iov[TIDELOOP_SENDV_MAX];
+        Py_buffer views[TIDELOOP_SENDV_MAX];
+        char held[TIDELOOP_SENDV_MAX];
+        struct msghdr msg;
+        Py_ssize_t i, count = PyList_GET_SIZE(list);
+        ssize_t n = -1;
+        if (count > TIDELOOP_SENDV_MAX) count = TIDELOOP_SENDV_MAX;
+        for (i = 0; i < count; i++) {
+            PyObject *item = PyList_GET_ITEM(list, i);
+            if (PyBytes_CheckExact(item)) {
+                held[i] = 0;
+                iov[i].iov_base = PyBytes_AS_STRING(item);
+                iov[i].iov_len = (size_t)PyBytes_GET_SIZE(item);
+            } else {
+                if (PyObject_GetBuffer(item, &views[i], PyBUF_SIMPLE) < 0) goto done;
+                held[i] = 1;
+                iov[i].iov_base = views[i].buf;
+                iov[i].iov_len = (size_t)views[i].len;
+            }
+        }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)count;
+        for (;;) {
+            n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+            if (n >= 0) break;
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) break;
+                continue;
+            }
+            PyErr_SetFromErrno(PyExc_OSError);
+            break;
+        }
+    done:
+        while (i-- > 0) {
+            if (held[i]) PyBuffer_Release(&views[i]);
+        }
+        return n < 0 ? -1 : (Py_ssize_t)n;
+    }
+
     /* Enter / exit a contextvars.Context around a block of C code (TransportCore's
        readiness entry points): what Context.run does, without a call per entry (entering
        a context twice raises its RuntimeError). */
@@ -320,6 +393,7 @@ cdef extern from *:
     void tideloop_recycle_bytes(tideloop_rx *rx, object b)
     Py_ssize_t tideloop_recv_into(int fd, object buffer) except -1
     Py_ssize_t tideloop_send(int fd, object data) except -1
+    Py_ssize_t tideloop_sendv(int fd, list chunks) except -1
     object tideloop_recvfrom_data(tideloop_rx *rx, int fd, Py_ssize_t size)
     bint tideloop_last_addr_is(tideloop_rx *rx, object raw)
     object tideloop_last_addr_raw(tideloop_rx *rx)

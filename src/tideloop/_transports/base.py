@@ -200,6 +200,7 @@ class TransportCore(IOWatcher):
         self, loop: Any, sock: Any, fd: int, extra: dict | None, context: Any = None
     ) -> None:
         self._loop = loop
+        self._flush_next = None  # not chained for the loop's end-of-pass flush (IOWatcher)
         # Compiled build: the loop's read state, made by its first transport; None in pure mode.
         self._recv_state = None
         if _NATIVE and loop is not None:

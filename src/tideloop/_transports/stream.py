@@ -7,9 +7,20 @@ Semantics are asyncio's ``_SelectorSocketTransport`` (3.12), names included:
 
 - connection_made runs on the pass after creation; reading starts on the pass after that
   (so a protocol that pauses reading in connection_made never sees data), then the waiter.
-- write() tries the socket at once and buffers only what the kernel did not take; the fd is
-  watched for writability only while the buffer is non-empty. writelines() joins into one
-  vectored ``sendmsg``. Buffered output is flushed by ``_on_writable`` with ``sendmsg`` too.
+- write(bytes) made while the loop runs, with nothing buffered, is *deferred* to the end of
+  the pass (``_on_flush``), and so is every write after it in the pass: everything written
+  to the transport in that pass leaves in one ``sendmsg`` (a response's headers and body: one
+  send, one TCP segment, where asyncio makes two). A first write of a bytearray or
+  memoryview (which would need a copy to be kept) or one made while the loop is not running
+  sends at once; so does a write that takes the deferred bytes over the high watermark or
+  ``_DEFER_MAX`` (64 KiB), with the deferred bytes before it. What the kernel does not take
+  stays buffered, and the fd is watched for writability only while that buffer is
+  non-empty; ``_on_writable`` flushes it with ``sendmsg`` too. Flow control is unchanged:
+  deferred bytes never exceed the high watermark, so pause_writing() comes only from write()
+  itself, once the kernel has refused bytes, as in asyncio. close(), abort(), write_eof(),
+  set_write_buffer_limits() and sendfile's handover send the deferred bytes first (abort()
+  then drops what the kernel refused, as asyncio's does). get_write_buffer_size() does not
+  count deferred bytes (asyncio would have handed them to the kernel).
 - pause_writing() when the buffer exceeds the high watermark; resume_writing() when it drops
   to the low one or below.
 - eof_received() returning a true value keeps the transport open for writing (half-close);
@@ -24,13 +35,21 @@ Readiness comes straight from the loop, without a Handle per event: TransportCor
 Invariant: ``_buffer`` holds bytes-like chunks, none empty; ``_buffer_size`` is their total.
 ``_buffer`` is None while nothing is buffered (an idle connection keeps no deque: an empty
 deque costs ~760 bytes, more than half of what a whole idle connection needs otherwise).
-Invariant: the fd is watched for writing iff ``_buffer`` is non-empty (and state < LOST).
+Invariant: ``_deferred`` iff the core is chained for the loop's end-of-pass flush
+(``Loop._flush_writes``); while it is
+(and state < LOST), ``_buffer`` is empty and ``_pending`` holds this pass's writes (a bytes,
+or a list of them once there are several), ``_buffer_size`` bytes, at most the high
+watermark and ``_DEFER_MAX``. ``_pending`` is None whenever ``_deferred`` is not set.
+Invariant: the fd is watched for writing iff ``_buffer`` is non-empty, not deferred, and
+state < LOST.
 Invariant: the fd is watched for reading iff ``is_reading()`` and connection_made has run.
 """
 
 from __future__ import annotations
 
 import collections
+import contextvars
+import os as _os
 import socket
 from asyncio import constants as _constants
 from asyncio import protocols as _protocols
@@ -54,8 +73,6 @@ _BufferedProtocol = _protocols.BufferedProtocol
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 # sendmsg takes at most IOV_MAX buffers (1024 on Linux; SC_IOV_MAX where available).
 try:
-    import os as _os
-
     _IOV_MAX = _os.sysconf("SC_IOV_MAX")
 except (AttributeError, OSError, ValueError):
     _IOV_MAX = 16
@@ -64,6 +81,16 @@ _MAX_SIZE = 256 * 1024  # as asyncio: the most one recv() asks for
 # the socket methods, without their per-call overhead); pure mode calls the socket methods.
 _NATIVE = not __file__.endswith(".py")
 _SHUT_WR = socket.SHUT_WR
+_copy_context = contextvars.copy_context
+# The most a pass's writes defer before they are sent at once (and the high watermark, if
+# lower): enough for any response's headers and body, and a producer that writes until
+# get_write_buffer_size() is non-zero (deferred bytes are not counted) still meets the
+# kernel's limit, as on asyncio.
+_DEFER_MAX = 64 * 1024
+if _os.environ.get("TIDELOOP_DEFER_WRITES") == "0":
+    # Read once, at import: every write goes out at once, as asyncio's does (for a program
+    # that writes and then blocks the loop waiting for the peer; and for measuring).
+    _DEFER_MAX = 0
 
 
 def _set_nodelay(sock: Any) -> None:
@@ -89,6 +116,8 @@ class StreamCore(TransportCore):
         "_sockname",
         "_peername",
         "_recv_hint",
+        "_deferred",
+        "_pending",
     )
 
     def __init__(
@@ -117,6 +146,8 @@ class StreamCore(TransportCore):
         # Compiled build: the size of the last read, from which a large read goes straight
         # into its bytes object (see _sockio.pxd, tideloop_recv_bytes_hint).
         self._recv_hint = 0
+        self._deferred = False
+        self._pending = None  # the pass's first deferred write, while it is the only one
 
     def _make_extra(self) -> dict:
         return {
@@ -246,22 +277,24 @@ class StreamCore(TransportCore):
         if self._state >= LOST:
             self._write_after_conn_lost()
             return
+        if self._deferred:
+            self._defer_more(data)
+            return
         if not self._buffer:
-            # Optimization: try to send now.
-            try:
-                if _NATIVE:
-                    n = tideloop_send(self._sock_fd, data)  # noqa: F821
-                else:
-                    n = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
+            if (
+                type(data) is bytes
+                and not self._closing
+                and self._loop._thread_id is not None
+                and len(data) <= self._high_water
+                and len(data) <= _DEFER_MAX
+            ):
+                self._pending = data
+                self._buffer_size = len(data)
+                self._defer()
                 return
-            self._loop._stats.bytes_written += n
-            if n == len(data):
+            # Optimization: try to send now.
+            n = self._send(data)
+            if n < 0 or n == len(data):
                 return
             # Not all was written; register write handler.
             self._add_writer()
@@ -270,6 +303,142 @@ class StreamCore(TransportCore):
             self._append(data, 0)
         # May pause the protocol.
         self._maybe_pause_protocol()
+
+    def _send(self, data: Any) -> int:
+        """One send of ``data`` now: the bytes the kernel took (0: none), or -1 after a fatal
+        error (the transport is then lost)."""
+        try:
+            if _NATIVE:
+                n = tideloop_send(self._sock_fd, data)  # noqa: F821
+            else:
+                n = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return -1
+        self._loop._stats.bytes_written += n
+        return n
+
+    def _defer(self) -> None:
+        """Chain the core to the loop's end-of-pass flush (its bytes are in ``_pending``),
+        unless it still is: a flush made at once (close, a write over the limit) leaves the
+        core chained, and the chain's flush of it is then a no-op or, after another write,
+        this pass's second send. Chained iff ``_flush_next`` is set or it is the tail."""
+        self._deferred = True
+        loop = self._loop
+        tail = loop._flush_tail
+        if self._flush_next is not None or tail is self:
+            return
+        if tail is None:
+            loop._flush_head = self
+        else:
+            tail._flush_next = self
+        loop._flush_tail = self
+
+    def _defer_more(self, data: Any) -> None:
+        """A later write of the pass: kept after the deferred bytes (``_pending`` becomes a
+        list); over the high watermark, all of them are sent now (what the kernel refuses
+        may pause)."""
+        chunk = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
+        pending = self._pending
+        if type(pending) is list:
+            pending.append(chunk)
+        else:
+            self._pending = [pending, chunk]
+        self._buffer_size += len(chunk)
+        if self._buffer_size > self._high_water or self._buffer_size > _DEFER_MAX:
+            self._flush_deferred()
+
+    def _on_flush(self) -> None:
+        self._flush_deferred(True)
+
+    def _flush_deferred(self, at_pass_end: bool = False) -> None:
+        """Send the deferred bytes now, in one send (one sendmsg for several writes); what
+        the kernel refuses stays in ``_buffer``, watched for writability. No-op unless
+        ``_deferred``.
+
+        The writability watch runs in the context asyncio's writer Handle would: a copy of
+        the caller's (a write, close...), or at the pass's end, where no write is running, a
+        copy of the transport's own (the one data_received runs in); one context per
+        transport where asyncio shares one (3.15). Copied only then: a pass whose bytes
+        the kernel takes copies none."""
+        if not self._deferred:
+            return
+        self._deferred = False
+        pending = self._pending
+        self._pending = None
+        if self._state >= LOST or pending is None:
+            return  # aborted meanwhile: the bytes were dropped
+        several = type(pending) is list
+        if not several:
+            n = self._send(pending)
+        elif _NATIVE:
+            n = self._sendv(pending)
+        else:
+            n = self._sendv_py(pending)
+        if n < 0:
+            return  # fatal: the transport is lost
+        if n == self._buffer_size:
+            self._buffer_size = 0
+            if _NATIVE and not several:
+                # As after data_received: an echoed read nobody holds any more is reused.
+                tideloop_recycle_bytes(self._recv_state.rx, pending)  # noqa: F821
+            return
+        self._buffer_size = 0
+        if several:
+            for chunk in pending:
+                size = len(chunk)
+                if n >= size:
+                    n -= size
+                else:
+                    self._append(chunk, n)
+                    n = 0
+        else:
+            self._append(pending, n)
+        if self._shared_context:
+            self._write_context = self._context
+        elif at_pass_end:
+            self._write_context = self._context.copy()
+        else:
+            self._write_context = _copy_context()
+        self._loop._add_writer(self._sock_fd, self)
+        self._maybe_pause_protocol()
+
+    def _sendv(self, chunks: list) -> int:
+        """Compiled build: one sendmsg of ``chunks`` (the first 64); as ``_send``."""
+        try:
+            n = tideloop_sendv(self._sock_fd, chunks)  # noqa: F821
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return -1
+        self._loop._stats.bytes_written += n
+        return n
+
+    def _sendv_py(self, chunks: list) -> int:
+        """Pure build: one sendmsg of ``chunks`` (at most IOV_MAX of them); as ``_send``."""
+        try:
+            if not _HAS_SENDMSG:
+                n = self._sock.send(chunks[0])
+            elif len(chunks) > _IOV_MAX:
+                n = self._sock.sendmsg(chunks[:_IOV_MAX])
+            else:
+                n = self._sock.sendmsg(chunks)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return -1
+        self._loop._stats.bytes_written += n
+        return n
 
     def _append(self, data: Any, sent: int) -> None:
         """Buffer data[sent:] as an immutable chunk (the caller may reuse its bytearray)."""
@@ -302,12 +471,29 @@ class StreamCore(TransportCore):
                 raise TypeError(
                     f"data argument must be a bytes-like object, not {type(data).__name__!r}"
                 )
+        if self._deferred:
+            for data in items:
+                if data:
+                    self._defer_more(data)
+            return
         was_empty = not self._buffer
+        chunks = []
         for data in items:
             if data:
-                self._append(data, 0)
-        if not self._buffer:
+                chunks.append(data if type(data) is bytes else bytes(memoryview(data).cast("B")))
+        if not chunks:
             return
+        if was_empty and not self._closing and self._loop._thread_id is not None:
+            size = 0
+            for chunk in chunks:
+                size += len(chunk)
+            if size <= self._high_water and size <= _DEFER_MAX:
+                self._pending = chunks if len(chunks) > 1 else chunks[0]
+                self._buffer_size = size
+                self._defer()
+                return
+        for chunk in chunks:
+            self._append(chunk, 0)
         if was_empty:
             self._flush()
             if self._buffer and self._state < LOST:
@@ -376,11 +562,20 @@ class StreamCore(TransportCore):
 
     def _clear_buffer(self) -> None:
         self._buffer = None
+        self._pending = None
         self._buffer_size = 0
+
+    def get_write_buffer_size(self) -> int:
+        # Deferred bytes are not counted: asyncio's write() would have handed them to the
+        # kernel already, and programs read 0 after a write as "nothing held back".
+        return 0 if self._deferred else self._buffer_size
 
     def write_eof(self) -> None:
         if self._closing or self._eof:
             return
+        self._flush_deferred()
+        if self._state >= LOST:
+            return  # the send failed: the transport is closing with the error
         self._eof = True
         if not self._buffer:
             self._sock.shutdown(_SHUT_WR)
@@ -388,7 +583,21 @@ class StreamCore(TransportCore):
     def can_write_eof(self) -> bool:
         return True
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._flush_deferred()  # deferred bytes are judged by the old marks
+        TransportCore.set_write_buffer_limits(self, high, low)
+
     # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        self._flush_deferred()
+        TransportCore.close(self)
+
+    def abort(self) -> None:
+        # What asyncio's write() would already have handed to the kernel is sent: only what
+        # the kernel refuses is lost, as there.
+        self._flush_deferred()
+        TransportCore.abort(self)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         try:
@@ -405,6 +614,7 @@ class StreamCore(TransportCore):
     def _make_empty_waiter(self) -> Any:
         if self._empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
+        self._flush_deferred()
         self._empty_waiter = self._loop.create_future()
         if not self._buffer:
             self._empty_waiter.set_result(None)
@@ -451,6 +661,9 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
     def writelines(self, list_of_data: Any) -> None:
         self._core.writelines(list_of_data)
 
+    def get_write_buffer_size(self) -> int:
+        return self._core.get_write_buffer_size()
+
     def write_eof(self) -> None:
         self._core.write_eof()
 
@@ -459,8 +672,11 @@ class StreamTransport(Facade, ReadFacade, WriteFacade, _transports.Transport):
 
     def _force_close(self, exc: BaseException | None) -> None:
         """Close now, dropping buffered output; connection_lost(exc) follows (the TLS layer
-        calls this, as asyncio's SSLProtocol does on its transports)."""
-        self._core._force_close(exc)
+        calls this, as asyncio's SSLProtocol does on its transports). This pass's deferred
+        writes are sent first, as abort() does."""
+        core = self._core
+        core._flush_deferred()
+        core._force_close(exc)
 
     # sendfile support (loop.sendfile)
     def _make_empty_waiter(self) -> Any:
