@@ -153,6 +153,27 @@ def test_a_transport_flushed_early_and_written_again_keeps_the_others(
     run(loop_impl, main)
 
 
+def test_writelines_over_the_limit_after_a_write(loop_impl: LoopFactory) -> None:
+    """A write, then writelines() whose items take the pass over 64 KiB: the bytes are sent
+    at once part way through the list, and the items after that still arrive, in order."""
+
+    async def main() -> None:
+        proto = Recorder()
+        tr, peer = await _pair(proto)
+        items = [b"x" * 40_000, bytearray(b"y" * 40_000), b"z", memoryview(b"w" * 30_000)]
+        tr.write(b"a")
+        tr.writelines(items)
+        tr.write(b"end")
+        tr.write_eof()
+        want = b"a" + b"".join(bytes(i) for i in items) + b"end"
+        assert await asyncio.wait_for(_recv_until_eof(peer), TIMEOUT) == want
+        tr.close()
+        assert await proto.lost is None
+        peer.close()
+
+    run(loop_impl, main)
+
+
 def test_a_producer_writing_until_paused_is_paused(loop_impl: LoopFactory) -> None:
     """``while not paused: write()`` must end: deferral never holds back pause_writing."""
 

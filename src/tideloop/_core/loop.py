@@ -177,7 +177,7 @@ class Loop:
         self._stats = LoopStats()
         self._stats.t_last = _now()
         # Watchers whose writes wait for the end of the pass, a FIFO chained through their
-        # _flush_next (see _flush_writes and IOWatcher._defer_flush).
+        # _flush_next (see _flush_writes; StreamCore._defer chains a stream transport).
         self._flush_head: IOWatcher | None = None
         self._flush_tail: IOWatcher | None = None
 
@@ -484,8 +484,9 @@ class Loop:
 
         Transports defer the writes made while the loop runs so that the writes of one pass
         leave in one send (a response's headers and body, say). Invariant: a watcher is in
-        the chain from ``_flush_head`` to ``_flush_tail`` at most once (its own flag says
-        so), in the order of its first write; it is unlinked before its ``_on_flush`` runs,
+        the chain from ``_flush_head`` to ``_flush_tail`` at most once (it is chained iff
+        its ``_flush_next`` is set or it is the tail), in the order of its first write of
+        the pass; it is unlinked before its ``_on_flush`` runs,
         so writes made while flushing are flushed in this same call, and an exception
         escaping a flush leaves the rest chained for the next call. A chain, not a list: no
         allocation per pass.

@@ -340,8 +340,8 @@ class StreamCore(TransportCore):
 
     def _defer_more(self, data: Any) -> None:
         """A later write of the pass: kept after the deferred bytes (``_pending`` becomes a
-        list); over the high watermark, all of them are sent now (what the kernel refuses
-        may pause)."""
+        list); over the high watermark or ``_DEFER_MAX``, all of them are sent now (what the
+        kernel refuses may pause). Only while ``_deferred``."""
         chunk = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
         pending = self._pending
         if type(pending) is list:
@@ -472,9 +472,11 @@ class StreamCore(TransportCore):
                     f"data argument must be a bytes-like object, not {type(data).__name__!r}"
                 )
         if self._deferred:
+            # One at a time through write(): one of them may send the pass's bytes at once
+            # (over the limit), and the rest then take write()'s other paths.
             for data in items:
                 if data:
-                    self._defer_more(data)
+                    self.write(data)
             return
         was_empty = not self._buffer
         chunks = []
